@@ -1,0 +1,279 @@
+"""Offline multi-voice corpus builder (``dsatok corpus build``).
+
+Layout of a built corpus::
+
+    OUT/corpus.json                    metadata: seed, hours, voices, splits, counts, text source
+    OUT/voices.json                    the voice inventory used (engine settings per speaker)
+    OUT/wavs/<split>/<speaker>/<utt>.flac   16 kHz mono 16-bit FLAC
+    OUT/manifests/dsatok_{recordings,supervisions}_<split>.jsonl.gz   lhotse manifests
+    OUT/recomb/pairs.jsonl             recombination test pairs (content S, voice A, true target)
+    OUT/recomb/targets/<S>__<A>.flac   S's text synthesised with A's voice settings
+
+Splits are speaker-disjoint *and* sentence-disjoint (test voices and test sentences never occur in
+train or dev). The plan (which voice says which sentence at which rate) depends only on the seed,
+the requested hours, the voice inventory and the sentence pool, so a build is deterministic.
+Files appear atomically; a re-run skips finished files, deletes stale partial files and redoes
+unreadable ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .text import load_sentences
+from .voices import SynthesisError, Voice, load_inventory, synthesize
+
+__all__ = ["BuildOptions", "Utterance", "plan_corpus", "build_corpus", "SPLITS", "MANIFEST_PREFIX"]
+
+SPLITS = ("train", "dev", "test")
+MANIFEST_PREFIX = "dsatok"
+FORMAT_VERSION = 1
+_SEC_PER_WORD = 0.36  # rough speaking time per word at rate 1.0, used only to plan hours
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    hours: float = 1.0
+    seed: int = 0
+    jobs: int = 2
+    test_speakers: int = 8
+    dev_speakers: int = 4
+    test_sentence_fraction: float = 0.1
+    dev_sentence_fraction: float = 0.05
+    recomb_pairs: int = 100
+    rate_range: tuple[float, float] = (0.85, 1.15)
+    engines: tuple[str, ...] = ()  # empty: all engines of the inventory
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    id: str
+    split: str
+    speaker: str
+    text: str
+    rate: float
+    path: str  # relative to the corpus root
+
+
+def _engine_family(v: Voice) -> str:
+    if v.engine == "espeak":
+        return "mbrola" if v.name.startswith("mb-") else "espeak"
+    return v.engine
+
+
+def split_speakers(voices: list[Voice], n_test: int, n_dev: int, seed: int) -> dict[str, list[Voice]]:
+    """Speaker-disjoint split; test and dev draw from every engine family in turn."""
+    if n_test + n_dev >= len(voices):
+        raise ValueError(f"{len(voices)} voices cannot give {n_test} test + {n_dev} dev speakers and a train set")
+    rng = random.Random(f"speakers-{seed}")
+    fams: dict[str, list[Voice]] = defaultdict(list)
+    for v in sorted(voices, key=lambda x: x.id):
+        fams[_engine_family(v)].append(v)
+    for f in fams.values():
+        rng.shuffle(f)
+    order: list[Voice] = []
+    names = sorted(fams)
+    rng.shuffle(names)
+    while any(fams.values()):
+        for n in names:
+            if fams[n]:
+                order.append(fams[n].pop())
+    return {
+        "test": sorted(order[:n_test], key=lambda x: x.id),
+        "dev": sorted(order[n_test : n_test + n_dev], key=lambda x: x.id),
+        "train": sorted(order[n_test + n_dev :], key=lambda x: x.id),
+    }
+
+
+def split_sentences(sentences: list[str], opts: BuildOptions) -> dict[str, list[str]]:
+    """Sentence-disjoint pools per split, shuffled by the seed."""
+    s = sorted(sentences)
+    random.Random(f"sentences-{opts.seed}").shuffle(s)
+    n_test = max(1, int(len(s) * opts.test_sentence_fraction))
+    n_dev = max(1, int(len(s) * opts.dev_sentence_fraction))
+    return {"test": s[:n_test], "dev": s[n_test : n_test + n_dev], "train": s[n_test + n_dev :]}
+
+
+def plan_corpus(voices: list[Voice], sentences: list[str], opts: BuildOptions) -> tuple[list[Utterance], list[dict]]:
+    """Deterministic plan: the utterances of every split and the recombination pairs.
+
+    Hours are shared between splits in proportion to their speakers; each speaker reads
+    sentences of its split's pool in a seeded order (cycling only when the pool runs out).
+    """
+    by_split = split_speakers(voices, opts.test_speakers, opts.dev_speakers, opts.seed)
+    pools = split_sentences(sentences, opts)
+    n_voices = len(voices)
+    budget_s = opts.hours * 3600.0
+    utts: list[Utterance] = []
+    for split in SPLITS:
+        spk = by_split[split]
+        share = budget_s * len(spk) / n_voices
+        rng = random.Random(f"plan-{split}-{opts.seed}")
+        pool = pools[split]
+        used = 0.0
+        k = 0
+        while used < share or k < 2 * len(spk):  # at least 2 utterances per speaker
+            v = spk[k % len(spk)]
+            text = pool[k % len(pool)]
+            lo, hi = opts.rate_range
+            rate = round(rng.uniform(lo, hi), 2)
+            used += 0.4 + _SEC_PER_WORD * len(text.split()) / rate
+            uid = f"{v.id}-{k:06d}"
+            utts.append(Utterance(uid, split, v.id, text, rate, f"wavs/{split}/{v.id}/{uid}.flac"))
+            k += 1
+    pairs = _plan_pairs([u for u in utts if u.split == "test"], opts)
+    return utts, pairs
+
+
+def _plan_pairs(test: list[Utterance], opts: BuildOptions) -> list[dict]:
+    """Recombination pairs (S, A): different speaker, different text, different length."""
+    rng = random.Random(f"pairs-{opts.seed}")
+    pairs: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    if len({u.speaker for u in test}) < 2:
+        return pairs
+    tries = 0
+    while len(pairs) < opts.recomb_pairs and tries < 50 * max(opts.recomb_pairs, 1):
+        tries += 1
+        s, a = rng.choice(test), rng.choice(test)
+        if s.speaker == a.speaker or s.text == a.text or (s.id, a.id) in seen:
+            continue
+        if abs(len(s.text.split()) - len(a.text.split())) < 3:  # lengths must differ clearly
+            continue
+        seen.add((s.id, a.id))
+        tid = f"{s.id}__{a.id}"
+        pairs.append({
+            "id": tid, "content": s.id, "voice": a.id, "text": s.text,
+            "content_speaker": s.speaker, "voice_speaker": a.speaker, "target_rate": a.rate,
+            "content_path": s.path, "voice_path": a.path, "target_path": f"recomb/targets/{tid}.flac",
+        })
+    return pairs
+
+
+def _is_complete(path: Path) -> bool:
+    """A finished FLAC: exists, decodes, has frames."""
+    if not path.exists():
+        return False
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        if info.frames <= 0:
+            return False
+        with sf.SoundFile(str(path)) as f:  # decode the tail: catches truncated files
+            f.seek(max(info.frames - 1600, 0))
+            f.read(1600)
+        return True
+    except Exception:
+        return False
+
+
+def _job(args: tuple[dict, str, float, str]) -> tuple[str, str | None]:
+    vd, text, rate, out = args
+    try:
+        synthesize(Voice.from_dict(vd), text, out, rate=rate)
+        return out, None
+    except SynthesisError as e:
+        return out, str(e)
+    except Exception as e:  # keep the batch going; report the file
+        return out, f"{out}: {type(e).__name__}: {e}"
+
+
+def _clean_partials(root: Path) -> int:
+    n = 0
+    for sub in ("wavs", "recomb"):
+        d = root / sub
+        if d.exists():
+            for p in d.rglob(".*.part*"):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def build_corpus(
+    out: str | Path,
+    opts: BuildOptions,
+    *,
+    voices: list[Voice] | None = None,
+    sentences: list[str] | None = None,
+    progress: bool = True,
+    log=print,
+) -> dict:
+    """Build (or resume) a corpus in ``out``; returns the metadata written to ``corpus.json``."""
+    from tqdm import tqdm
+
+    t0 = time.time()
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    voices = list(voices) if voices is not None else load_inventory()
+    if opts.engines:
+        voices = [v for v in voices if v.engine in opts.engines or _engine_family(v) in opts.engines]
+        if not voices:
+            raise ValueError(f"no voice of engines {list(opts.engines)} in the inventory")
+    sentences = sentences if sentences is not None else load_sentences()
+    if not sentences:
+        raise ValueError("no sentences: install Debian's 'fortunes' package (scripts/setup.sh)")
+    utts, pairs = plan_corpus(voices, sentences, opts)
+    vmap = {v.id: v for v in voices}
+
+    n_partial = _clean_partials(root)
+    jobs = [(vmap[u.speaker].to_dict(), u.text, u.rate, str(root / u.path)) for u in utts]
+    uby = {u.id: u for u in utts}
+    jobs += [(vmap[p["voice_speaker"]].to_dict(), p["text"], uby[p["voice"]].rate, str(root / p["target_path"])) for p in pairs]
+    todo = [j for j in jobs if not _is_complete(Path(j[3]))]
+    for j in todo:
+        Path(j[3]).unlink(missing_ok=True)
+    log(f"corpus: {len(utts)} utterances + {len(pairs)} recombination targets planned; "
+        f"{len(jobs) - len(todo)} done, {len(todo)} to synthesise"
+        + (f", {n_partial} partial files removed" if n_partial else ""))
+    failed: dict[str, str] = {}
+    if todo:
+        with ProcessPoolExecutor(max_workers=max(1, opts.jobs)) as ex:
+            for path, err in tqdm(ex.map(_job, todo, chunksize=4), total=len(todo), desc="synthesise",
+                                  unit="utt", disable=not progress):
+                if err:
+                    failed[path] = err
+    for msg in list(failed.values())[:10]:
+        log(f"skipped: {msg}")
+    if len(failed) > 10:
+        log(f"... and {len(failed) - 10} more failed files")
+
+    from .manifests import write_split_manifests
+
+    ok = [u for u in utts if str(root / u.path) not in failed]
+    counts = write_split_manifests(root, ok, vmap)
+    good_pairs = [p for p in pairs if not any(str(root / p[k]) in failed for k in ("target_path",))
+                  and p["content"] in {u.id for u in ok} and p["voice"] in {u.id for u in ok}]
+    (root / "recomb").mkdir(exist_ok=True)
+    tmp = root / "recomb" / ".pairs.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(p) + "\n" for p in good_pairs))
+    os.replace(tmp, root / "recomb" / "pairs.jsonl")
+
+    from .voices import save_inventory
+
+    save_inventory(voices, root / "voices.json", meta={"source": "dsatok.resources/voices.json"})
+    used_sent = {u.text for u in ok}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "builder": "dsatok corpus build",
+        "options": dataclasses.asdict(opts),
+        "text_source": "Debian packages fortunes + fortunes-min (/usr/share/games/fortunes)",
+        "sentence_pool": len(sentences),
+        "sentences_used": len(used_sent),
+        "speakers": {s: sorted({u.speaker for u in ok if u.split == s}) for s in SPLITS},
+        "counts": counts,
+        "recomb_pairs": len(good_pairs),
+        "failed": len(failed),
+        "build_seconds": round(time.time() - t0, 1),
+    }
+    tmp = root / ".corpus.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    os.replace(tmp, root / "corpus.json")
+    return meta

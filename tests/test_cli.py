@@ -1,0 +1,38 @@
+import subprocess
+import sys
+
+from dsatok.cli.main import main
+
+
+def test_import_dsatok_is_light():
+    code = ("import sys, dsatok; dsatok.__version__; "
+            "heavy = [m for m in ('torch', 'lhotse', 'accelerate', 'transformers', 'faster_whisper', 'resemblyzer', "
+            "'matplotlib', 'tensorboard') if m in sys.modules]; print(heavy); assert not heavy, heavy; "
+            "import dsatok.audio, dsatok.config; "
+            "heavy = [m for m in ('lhotse', 'accelerate', 'transformers', 'faster_whisper', 'resemblyzer', "
+            "'matplotlib', 'tensorboard') if m in sys.modules]; assert not heavy, heavy")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_python_m_dsatok_help():
+    r = subprocess.run([sys.executable, "-m", "dsatok", "corpus", "build", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--hours" in r.stdout
+
+
+def test_bad_input_gives_one_line_error(capsys, tmp_path):
+    assert main(["corpus", "build", str(tmp_path / "c"), "--hours", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "dsatok: error: --hours must be > 0, got -1.0"
+    assert main(["corpus", "import", str(tmp_path / "nope.tsv"), str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dsatok: error: ") and "nope.tsv" in err and "\n" not in err
+    assert main(["corpus", "report", str(tmp_path)]) == 2
+    assert "manifest not found" in capsys.readouterr().err
+
+
+def test_cli_build_small(tmp_path, capsys):
+    rc = main(["corpus", "build", str(tmp_path / "c"), "--hours", "0.01", "--engines", "mbrola",
+               "--test-speakers", "3", "--dev-speakers", "2", "--pairs", "3", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "3 recombination pairs" in out
