@@ -32,7 +32,7 @@ def test_plan_splits_are_speaker_and_sentence_disjoint():
     assert len(spk["test"]) == 3 and len(spk["dev"]) == 2 and len(spk["train"]) == 4
     for a, b in (("train", "test"), ("dev", "test"), ("train", "dev")):
         assert not spk[a] & spk[b] and not txt[a] & txt[b]
-    hours = sum(0.4 + 0.36 * len(u.text.split()) / u.rate for u in utts) / 3600
+    hours = sum(0.32 + 0.28 * len(u.text.split()) / u.rate for u in utts) / 3600
     assert 0.1 <= hours < 0.11
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .voices import SynthesisError, Voice, synthesize
 
-__all__ = ["CalibrationResult", "embed_candidates", "select_voices", "nearest_centroid_accuracy"]
+__all__ = ["CalibrationResult", "embed_candidates", "candidate_wer", "select_voices", "nearest_centroid_accuracy"]
 
 
 @dataclasses.dataclass
@@ -144,3 +144,40 @@ def select_voices(
     m = np.stack(cents) @ np.stack(cents).T
     np.fill_diagonal(m, -1)
     return CalibrationResult(kept, rejected, list(failed or []), acc, threshold, float(m.max()))
+
+
+def candidate_wer(
+    candidates: list[Voice],
+    sentences: list[str],
+    *,
+    n_utts: int = 4,
+    seed: int = 1,
+    jobs: int = 2,
+    asr=None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Word error rate of an ASR model (default: offline faster-whisper) per candidate voice.
+
+    Voices no listener (human or ASR) can follow make poor training and test speakers; the
+    selection drops candidates above a WER limit before choosing distinct speakers.
+    """
+    from tqdm import tqdm
+
+    from ..audio import load
+    from ..eval.text import wer
+
+    if asr is None:
+        from ..eval.asr import WhisperASR
+
+        asr = WhisperASR()
+    texts = random.Random(seed).sample(sentences, n_utts)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="dsatok-calib-wer-") as td:
+        with ProcessPoolExecutor(max_workers=jobs) as ex:
+            results = list(tqdm(ex.map(_synth_job, [(v, texts, td) for v in candidates]), total=len(candidates),
+                                desc="synthesise", disable=not progress))
+        for vid, paths in tqdm(results, desc="transcribe", disable=not progress):
+            if isinstance(paths, str):
+                continue
+            out[vid] = wer(texts, [asr.transcribe(load(p)) for p in paths])
+    return out

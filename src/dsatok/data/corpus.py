@@ -35,7 +35,7 @@ __all__ = ["BuildOptions", "Utterance", "plan_corpus", "build_corpus", "SPLITS",
 SPLITS = ("train", "dev", "test")
 MANIFEST_PREFIX = "dsatok"
 FORMAT_VERSION = 1
-_SEC_PER_WORD = 0.36  # rough speaking time per word at rate 1.0, used only to plan hours
+_SEC_PER_WORD = 0.28  # speaking time per word at rate 1.0 (fit on a built corpus), to plan hours
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +124,7 @@ def plan_corpus(voices: list[Voice], sentences: list[str], opts: BuildOptions) -
             text = pool[k % len(pool)]
             lo, hi = opts.rate_range
             rate = round(rng.uniform(lo, hi), 2)
-            used += 0.4 + _SEC_PER_WORD * len(text.split()) / rate
+            used += 0.32 + _SEC_PER_WORD * len(text.split()) / rate
             uid = f"{v.id}-{k:06d}"
             utts.append(Utterance(uid, split, v.id, text, rate, f"wavs/{split}/{v.id}/{uid}.flac"))
             k += 1

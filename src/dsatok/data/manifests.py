@@ -48,30 +48,23 @@ def _atomic_to_file(manifest: Any, path: Path) -> None:
 def write_split_manifests(root: Path, utts: "list[Utterance]", voices: "dict[str, Voice]") -> dict[str, dict]:
     """Write recordings + supervisions for each split; returns per-split counts and hours."""
     import soundfile as sf
-    from lhotse import AudioSource, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+    from lhotse import AudioSource, Recording, SupervisionSegment
 
-    counts: dict[str, dict] = {}
-    for split in SPLITS:
-        recs, sups = [], []
-        for u in (x for x in utts if x.split == split):
-            path = (root / u.path).resolve()
-            info = sf.info(str(path))
-            recs.append(Recording(id=u.id, sources=[AudioSource(type="file", channels=[0], source=str(path))],
-                                  sampling_rate=info.samplerate, num_samples=info.frames,
-                                  duration=info.frames / info.samplerate))
-            v = voices[u.speaker]
-            sups.append(SupervisionSegment(
-                id=u.id, recording_id=u.id, start=0.0, duration=info.frames / info.samplerate, channel=0,
-                text=u.text, speaker=u.speaker, gender=v.gender, language="English",
-                custom={"engine": v.engine, "voice": v.name, "rate": u.rate, "accent": v.accent,
-                        "pitch": v.pitch, "shift_cents": v.shift_cents},
-            ))
-        rp, sp = _paths(root, split)
-        _atomic_to_file(RecordingSet.from_recordings(recs), rp)
-        _atomic_to_file(SupervisionSet.from_segments(sups), sp)
-        counts[split] = {"utterances": len(recs), "speakers": len({s.speaker for s in sups}),
-                         "hours": round(sum(r.duration for r in recs) / 3600, 4)}
-    return counts
+    per_split: dict[str, tuple[list, list]] = {s: ([], []) for s in SPLITS}
+    for u in utts:
+        path = (root / u.path).resolve()
+        info = sf.info(str(path))
+        dur = info.frames / info.samplerate
+        v = voices[u.speaker]
+        per_split[u.split][0].append(Recording(
+            id=u.id, sources=[AudioSource(type="file", channels=[0], source=str(path))],
+            sampling_rate=info.samplerate, num_samples=info.frames, duration=dur))
+        per_split[u.split][1].append(SupervisionSegment(
+            id=u.id, recording_id=u.id, start=0.0, duration=dur, channel=0,
+            text=u.text, speaker=u.speaker, gender=v.gender, language="English",
+            custom={"engine": v.engine, "voice": v.name, "rate": u.rate, "accent": v.accent,
+                    "pitch": v.pitch, "shift_cents": v.shift_cents}))
+    return _save_sets(root, per_split)
 
 
 def load_split(root: str | Path, split: str):

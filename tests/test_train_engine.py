@@ -1,0 +1,143 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def _env(**kw):
+    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
+    env.update(kw)
+    return env
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    out = {}
+    for line in (run_dir / "train_log.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        out[r["step"]] = r["loss"]  # a resumed run rewrites steps after its checkpoint: keep the last
+    return out
+
+
+def _run(corpus, run_dir, steps, **env):
+    r = subprocess.run([sys.executable, str(HERE / "tiny_task.py"), str(corpus), str(run_dir), str(steps)],
+                       capture_output=True, text=True, env=_env(**env), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_sigkill_and_resume_equals_unbroken(tiny_corpus, tmp_path):
+    _run(tiny_corpus, tmp_path / "unbroken", 16)
+    ref = _losses(tmp_path / "unbroken")
+    assert sorted(ref) == list(range(1, 17))
+
+    broken = tmp_path / "broken"
+    p = subprocess.Popen([sys.executable, str(HERE / "tiny_task.py"), str(tiny_corpus), str(broken), "16"],
+                         env=_env(DSATOK_TEST_STEP_DELAY="0.3"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 300:
+        log = broken / "train_log.jsonl"
+        if log.exists() and len(log.read_text().splitlines()) >= 12:
+            break
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    killed_at = max(_losses(broken))
+    assert 11 <= killed_at < 16, killed_at
+    r = _run(tiny_corpus, broken, 16)
+    resumed = int(r.stdout.split("resumed from")[1].split("(step ")[1].split(")")[0])
+    assert 10 <= resumed <= killed_at  # ckpt_every=5, plus the best step's checkpoint
+    got = _losses(broken)
+    assert sorted(got) == list(range(1, 17))
+    for s in range(1, 17):
+        assert abs(got[s] - ref[s]) <= 1e-6, (s, got[s], ref[s])
+    # exported weights are strict-loadable inference weights
+    from safetensors.torch import load_file
+
+    from tiny_task import TinyMelTask
+
+    TinyMelTask().build_model().load_state_dict(load_file(str(broken / "final" / "model.safetensors")), strict=True)
+    assert (broken / "best" / "config.json").exists() and (broken / "config.json").exists()
+    kept = sorted(p.name for p in (broken / "checkpoints").iterdir())
+    assert "step-00000016" in kept and len(kept) <= 3  # keep_last=2 plus the best
+
+
+def test_corrupt_checkpoint_falls_back_to_previous(tiny_corpus, tmp_path):
+    run = tmp_path / "r"
+    _run(tiny_corpus, run, 10)
+    ref = _losses(run)
+    ck = run / "checkpoints" / "step-00000010" / "state.pt"
+    ck.write_bytes(ck.read_bytes()[:100])  # truncated
+    r = _run(tiny_corpus, run, 10)
+    assert "state.pt: checksum mismatch" in r.stdout
+    resumed = int(r.stdout.split("resumed from")[1].split("(step ")[1].split(")")[0])
+    assert resumed < 10  # the previous good checkpoint
+    got = _losses(run)
+    assert all(abs(got[s] - ref[s]) <= 1e-6 for s in range(1, 11))
+
+
+def test_checkpoint_refused_with_clear_error(tmp_path):
+    import torch
+
+    from dsatok.train.checkpoint import CheckpointError, latest_valid, load_checkpoint, save_checkpoint
+
+    p = save_checkpoint(tmp_path, 3, {"w": torch.ones(2)}, {"step": 3})
+    (p / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: checksum mismatch"):
+        load_checkpoint(p)
+    logs = []
+    assert latest_valid(tmp_path, log=logs.append) is None and "checksum mismatch" in logs[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_equal_one_process_double_batch(tmp_path):
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    r = subprocess.run([sys.executable, str(HERE / "ddp_script.py"), str(one), "3"], capture_output=True, text=True,
+                       env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                        str(_free_port()), str(HERE / "ddp_script.py"), str(two), "3"],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert a.keys() == b.keys()
+    for k in a:
+        assert max(abs(x - y) for x, y in zip(a[k], b[k])) <= 1e-6, k
+    # the updates really moved the weights (so equality is not trivial)
+    assert max(abs(x - y) for x, y in zip(a["weight"], a["init.weight"])) > 1e-2
+
+
+def test_bad_config_fails_at_start(tmp_path):
+    from dsatok.config import ConfigError
+    from dsatok.train.config import PRESETS, TrainConfig, load_config
+
+    (tmp_path / "c.yaml").write_text("max_steps: 10\noptim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown config key 'optim\.lrr'"):
+        load_config(TrainConfig, tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="max_steps must be > 0"):
+        load_config(TrainConfig, overrides=["max_steps=0"])
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_config(TrainConfig, overrides=["optim.lr=fast"])
+    cfg = load_config(TrainConfig, preset=PRESETS["paper"])
+    assert cfg.optim.lr == 7.5e-5 and cfg.optim.warmup_steps == 32000 and cfg.data.max_frames == 30000
+
+
+def test_lr_schedule():
+    from dsatok.train.engine import lr_lambda
+
+    assert lr_lambda(0, 10, 100, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_lambda(9, 10, 100, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_lambda(100, 10, 100, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_lambda(55, 10, 100, "linear", 0.0) == pytest.approx(0.5)
