@@ -63,7 +63,10 @@ def test_sigkill_and_resume_equals_unbroken(tiny_corpus, tmp_path):
 
     from tiny_task import TinyMelTask
 
-    TinyMelTask().build_model().load_state_dict(load_file(str(broken / "final" / "model.safetensors")), strict=True)
+    final = load_file(str(broken / "final" / "model.safetensors"))
+    TinyMelTask().build_model().load_state_dict(final, strict=True)
+    ref_final = load_file(str(tmp_path / "unbroken" / "final" / "model.safetensors"))
+    assert all(float((final[k] - ref_final[k]).abs().max()) <= 1e-6 for k in final)  # EMA restored too
     assert (broken / "best" / "config.json").exists() and (broken / "config.json").exists()
     kept = sorted(p.name for p in (broken / "checkpoints").iterdir())
     assert "step-00000016" in kept and len(kept) <= 3  # keep_last=2 plus the best

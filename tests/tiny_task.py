@@ -45,26 +45,18 @@ class TinyMelTask:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / "model.safetensors"))
 
 
-def run(corpus: str, run_dir: str, max_steps: int, workers: int = 0, ckpt_every: int = 5, ema: float = 0.0) -> dict:
-    from dsatok.data.manifests import load_cuts
+def run(corpus: str, run_dir: str, max_steps: int, workers: int = 0, ckpt_every: int = 5, ema: float = 0.9) -> dict:
     from dsatok.train.config import TrainConfig, load_config
-    from dsatok.train.data import AudioBatchDataset, ResumableBatches, make_sampler
+    from dsatok.train.data import corpus_batches
     from dsatok.train.engine import Trainer
 
     torch.set_num_threads(1)
     cfg = load_config(TrainConfig, overrides=[f"run_dir={run_dir}", f"max_steps={max_steps}", f"ckpt_every={ckpt_every}",
                                               "eval_every=4", "eval_batches=2", "log_every=2", "keep_last=2",
                                               f"ema_decay={ema}", "optim.warmup_steps=3", "optim.lr=0.003",
-                                              "data.max_frames=2500", "data.max_duration=10"])
-    cuts = load_cuts(corpus, "train")
-    sampler = make_sampler(cuts, max_frames=cfg.data.max_frames, num_buckets=2, seed=cfg.seed)
-    batches = ResumableBatches(sampler, AudioBatchDataset(), num_workers=workers, seed=cfg.seed)
-    dev = load_cuts(corpus, "dev")
-
-    def dev_batches():
-        s = make_sampler(dev, max_frames=cfg.data.max_frames, num_buckets=1, shuffle=False, drop_last=False)
-        return (AudioBatchDataset()[c] for c in s)
-
+                                              f"data.corpus={corpus}", f"data.num_workers={workers}",
+                                              "data.max_frames=2500", "data.max_duration=10", "data.num_buckets=2"])
+    batches, dev_batches = corpus_batches(cfg.data, seed=cfg.seed)
     return Trainer(TinyMelTask(), cfg, batches, dev_batches, progress=False, log=lambda *a: print(*a, flush=True)).fit()
 
 
