@@ -127,3 +127,18 @@ def test_failed_voice_is_reported_and_skipped(tmp_path):
     assert any("skipped:" in m and "no-such-voice-xyz" in m for m in logs)
     all_ids = [s.speaker for split in ("train", "dev", "test") for s in load_split(tmp_path, split)[1]]
     assert "espeak_no-such-voice-xyz" not in all_ids and len(all_ids) > 10
+
+
+def test_eval_voices_come_from_intelligible_voices():
+    from dsatok.data.corpus import split_speakers
+    from dsatok.data.voices import load_inventory, load_inventory_meta
+
+    voices = load_inventory()
+    wer = load_inventory_meta()["asr_wer"]
+    ok = {v.id for v in voices if wer[v.id] <= 0.35}
+    s = split_speakers(voices, 8, 4, seed=0, eligible=ok)
+    assert {v.id for v in s["test"] + s["dev"]} <= ok
+    assert len(s["train"]) == len(voices) - 12
+    assert {v.id for v in s["train"]} >= {v.id for v in voices} - ok  # the rest all train
+    few = split_speakers(voices, 8, 4, seed=0, eligible=set(list(ok)[:3]))  # too few: any voice
+    assert len(few["test"]) == 8

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--pairs", type=int, default=100, help="recombination test pairs")
     b.add_argument("--engines", default="", help="comma list to restrict: espeak,mbrola,festival,flite,pico")
     b.add_argument("--voices", default=None, help="voice inventory JSON (default: the bundled one)")
+    b.add_argument("--eval-max-wer", type=float, default=0.35,
+                   help="test/dev voices only among voices whose inventory ASR WER is at most this (0: any)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
 
@@ -51,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _build(a: argparse.Namespace) -> int:
     from ..data.corpus import BuildOptions, build_corpus
-    from ..data.voices import load_inventory
+    from ..data.voices import load_inventory, load_inventory_meta
 
     if a.hours <= 0:
         from .main import CLIError
@@ -59,9 +61,10 @@ def _build(a: argparse.Namespace) -> int:
         raise CLIError(f"--hours must be > 0, got {a.hours}")
     opts = BuildOptions(hours=a.hours, seed=a.seed, jobs=a.jobs, test_speakers=a.test_speakers,
                         dev_speakers=a.dev_speakers, recomb_pairs=a.pairs,
-                        engines=tuple(e for e in a.engines.split(",") if e))
+                        engines=tuple(e for e in a.engines.split(",") if e), eval_max_wer=a.eval_max_wer)
     voices = load_inventory(a.voices) if a.voices else None
-    meta = build_corpus(a.out, opts, voices=voices, progress=not a.quiet)
+    wers = load_inventory_meta(a.voices).get("asr_wer") if a.voices else None
+    meta = build_corpus(a.out, opts, voices=voices, voice_wer=wers, progress=not a.quiet)
     c = meta["counts"]
     print(f"built {a.out}: " + ", ".join(f"{s} {c[s]['utterances']} utts / {c[s]['speakers']} spk / {c[s]['hours']:.3f} h"
                                           for s in ("train", "dev", "test"))

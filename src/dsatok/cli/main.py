@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 # Subcommand modules; each has ``register(subparsers)`` setting ``func`` on its parsers.
-_COMMANDS = ("corpus", "demo")
+_COMMANDS = ("corpus", "demo", "train")
 
 
 class CLIError(Exception):

@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .text import load_sentences
-from .voices import SynthesisError, Voice, load_inventory, synthesize
+from .voices import SynthesisError, Voice, load_inventory, load_inventory_meta, synthesize
 
 __all__ = ["BuildOptions", "Utterance", "plan_corpus", "build_corpus", "SPLITS", "MANIFEST_PREFIX"]
 
@@ -50,6 +50,9 @@ class BuildOptions:
     recomb_pairs: int = 100
     rate_range: tuple[float, float] = (0.85, 1.15)
     engines: tuple[str, ...] = ()  # empty: all engines of the inventory
+    # test / dev voices are drawn from voices an ASR model understands (inventory WER <= this),
+    # so that WER measured on them reflects the model, not the synthesiser; 0 or no WERs: any voice
+    eval_max_wer: float = 0.35
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +71,24 @@ def _engine_family(v: Voice) -> str:
     return v.engine
 
 
-def split_speakers(voices: list[Voice], n_test: int, n_dev: int, seed: int) -> dict[str, list[Voice]]:
-    """Speaker-disjoint split; test and dev draw from every engine family in turn."""
+def split_speakers(voices: list[Voice], n_test: int, n_dev: int, seed: int,
+                   eligible: set[str] | None = None) -> dict[str, list[Voice]]:
+    """Speaker-disjoint split; test and dev draw from every engine family in turn.
+
+    ``eligible``: ids of voices that may be test / dev speakers (default: all); the others train.
+    """
     if n_test + n_dev >= len(voices):
         raise ValueError(f"{len(voices)} voices cannot give {n_test} test + {n_dev} dev speakers and a train set")
+    if eligible is not None and len([v for v in voices if v.id in eligible]) < n_test + n_dev:
+        eligible = None  # too few intelligible voices: fall back to all
     rng = random.Random(f"speakers-{seed}")
     fams: dict[str, list[Voice]] = defaultdict(list)
+    rest: list[Voice] = []
     for v in sorted(voices, key=lambda x: x.id):
-        fams[_engine_family(v)].append(v)
+        if eligible is None or v.id in eligible:
+            fams[_engine_family(v)].append(v)
+        else:
+            rest.append(v)
     for f in fams.values():
         rng.shuffle(f)
     order: list[Voice] = []
@@ -88,7 +101,7 @@ def split_speakers(voices: list[Voice], n_test: int, n_dev: int, seed: int) -> d
     return {
         "test": sorted(order[:n_test], key=lambda x: x.id),
         "dev": sorted(order[n_test : n_test + n_dev], key=lambda x: x.id),
-        "train": sorted(order[n_test + n_dev :], key=lambda x: x.id),
+        "train": sorted(order[n_test + n_dev :] + rest, key=lambda x: x.id),
     }
 
 
@@ -101,13 +114,17 @@ def split_sentences(sentences: list[str], opts: BuildOptions) -> dict[str, list[
     return {"test": s[:n_test], "dev": s[n_test : n_test + n_dev], "train": s[n_test + n_dev :]}
 
 
-def plan_corpus(voices: list[Voice], sentences: list[str], opts: BuildOptions) -> tuple[list[Utterance], list[dict]]:
+def plan_corpus(voices: list[Voice], sentences: list[str], opts: BuildOptions,
+                voice_wer: dict[str, float] | None = None) -> tuple[list[Utterance], list[dict]]:
     """Deterministic plan: the utterances of every split and the recombination pairs.
 
     Hours are shared between splits in proportion to their speakers; each speaker reads
     sentences of its split's pool in a seeded order (cycling only when the pool runs out).
     """
-    by_split = split_speakers(voices, opts.test_speakers, opts.dev_speakers, opts.seed)
+    eligible = None
+    if voice_wer and opts.eval_max_wer > 0:
+        eligible = {v.id for v in voices if voice_wer.get(v.id, 1.0) <= opts.eval_max_wer}
+    by_split = split_speakers(voices, opts.test_speakers, opts.dev_speakers, opts.seed, eligible)
     pools = split_sentences(sentences, opts)
     n_voices = len(voices)
     budget_s = opts.hours * 3600.0
@@ -203,6 +220,7 @@ def build_corpus(
     *,
     voices: list[Voice] | None = None,
     sentences: list[str] | None = None,
+    voice_wer: dict[str, float] | None = None,
     progress: bool = True,
     log=print,
 ) -> dict:
@@ -212,7 +230,11 @@ def build_corpus(
     t0 = time.time()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    voices = list(voices) if voices is not None else load_inventory()
+    if voices is None:
+        voices = load_inventory()
+        if voice_wer is None:
+            voice_wer = load_inventory_meta().get("asr_wer")
+    voices = list(voices)
     if opts.engines:
         voices = [v for v in voices if v.engine in opts.engines or _engine_family(v) in opts.engines]
         if not voices:
@@ -220,7 +242,7 @@ def build_corpus(
     sentences = sentences if sentences is not None else load_sentences()
     if not sentences:
         raise ValueError("no sentences: install Debian's 'fortunes' package (scripts/setup.sh)")
-    utts, pairs = plan_corpus(voices, sentences, opts)
+    utts, pairs = plan_corpus(voices, sentences, opts, voice_wer)
     vmap = {v.id: v for v in voices}
 
     n_partial = _clean_partials(root)

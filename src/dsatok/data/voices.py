@@ -124,6 +124,15 @@ def load_inventory(path: str | Path | None = None) -> list[Voice]:
     return [Voice.from_dict(d) for d in data["voices"]]
 
 
+def load_inventory_meta(path: str | Path | None = None) -> dict:
+    """The ``meta`` block of a voice inventory (selection settings, per-voice ASR WER)."""
+    if path is None:
+        text = resources.files("dsatok.resources").joinpath("voices.json").read_text()
+    else:
+        text = Path(path).read_text()
+    return dict(json.loads(text).get("meta", {}))
+
+
 def save_inventory(voices: list[Voice], path: str | Path, meta: dict | None = None) -> None:
     """Write a voice inventory JSON (``{"meta": ..., "voices": [...]}``)."""
     Path(path).write_text(json.dumps({"meta": meta or {}, "voices": [x.to_dict() for x in voices]}, indent=1) + "\n")

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["SpeakerEncoder", "ResemblyzerEncoder", "cosine"]
+__all__ = ["SpeakerEncoder", "ResemblyzerEncoder", "WavLMSVEncoder", "load_speaker_encoder", "cosine"]
 
 
 class SpeakerEncoder(Protocol):
@@ -66,6 +66,42 @@ class ResemblyzerEncoder:
         from ..audio import load
 
         return self.embed(load(path, 16000), 16000)
+
+
+class WavLMSVEncoder:
+    """transformers ``WavLMForXVector`` (e.g. microsoft/wavlm-base-plus-sv) read from a local directory."""
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        import torch
+        from transformers import WavLMForXVector
+
+        p = Path(path)
+        if not (p / "config.json").is_file():
+            raise FileNotFoundError(f"{p}: not a transformers model directory (no config.json)")
+        self.model = WavLMForXVector.from_pretrained(str(p), local_files_only=True).to(device).eval()
+        self.device = device
+        self.name = f"wavlm-sv:{p.name}"
+        self._torch = torch
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.xvector_output_dim)
+
+    def embed(self, wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+        from ..audio import _to_mono_resampled
+
+        x = _to_mono_resampled(np.asarray(wav, dtype=np.float32)[:, None], sample_rate, 16000, "<array>")
+        x = (x - x.mean()) / (x.std() + 1e-7)
+        with self._torch.no_grad():
+            e = self.model(self._torch.from_numpy(x)[None].to(self.device)).embeddings[0].cpu().numpy()
+        return (e / max(np.linalg.norm(e), 1e-8)).astype(np.float32)
+
+
+def load_speaker_encoder(spec: str = "resemblyzer") -> "SpeakerEncoder":
+    """``"resemblyzer"`` (offline default) or a local WavLM-SV directory."""
+    if spec in ("", "resemblyzer"):
+        return ResemblyzerEncoder()
+    return WavLMSVEncoder(spec)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

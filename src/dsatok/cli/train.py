@@ -1,0 +1,51 @@
+"""``dsatok train STAGE``: train one stage on the shared training engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+STAGES = ("semantic", "vocoder", "acoustic")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a stage (semantic, vocoder, acoustic)")
+    ps = p.add_subparsers(dest="stage", metavar="STAGE")
+    ps.required = True
+    for stage in STAGES:
+        s = ps.add_parser(stage, help=f"train the {stage} stage")
+        s.add_argument("--corpus", default="", help="corpus directory (dsatok corpus build/import)")
+        s.add_argument("--preset", default="tiny", help="tiny | paper")
+        s.add_argument("--config", default=None, help="YAML/JSON config file")
+        s.add_argument("--run-dir", default=None, help="run directory (resumes when it has checkpoints)")
+        s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
+        s.add_argument("--quiet", action="store_true", help="no progress bar")
+        if stage == "semantic":
+            s.add_argument("--encoder-path", default="", help="local transformers hubert/wavlm/wav2vec2 directory")
+        if stage == "acoustic":
+            s.add_argument("--semantic", default="", help="exported semantic tokenizer directory (stage 1)")
+            s.add_argument("--no-speaker-loss", action="store_true", help="ablation: no speaker-consistency loss")
+            s.add_argument("--no-recombination", action="store_true", help="ablation: reconstruction batches only")
+        s.set_defaults(func=_run)
+
+
+def _run(a: argparse.Namespace) -> int:
+    import importlib
+
+    mod = importlib.import_module(f"..train.{a.stage}", __package__)
+    ov = list(a.overrides)
+    if a.run_dir:
+        ov.insert(0, f"train.run_dir={a.run_dir}")
+    kw = {}
+    if a.stage == "semantic":
+        kw["encoder_path"] = a.encoder_path
+    if a.stage == "acoustic":
+        kw["semantic"] = a.semantic
+        if a.no_speaker_loss:
+            ov.append("speaker_loss=false")
+        if a.no_recombination:
+            ov.append("recombination=false")
+    out = mod.run(a.corpus, a.preset, a.config, ov, progress=not a.quiet, **kw)
+    print(json.dumps(out, default=str))
+    return 0

@@ -1,0 +1,1 @@
+"""dsatok models (inference code only; training lives in ``dsatok.train``)."""

@@ -1,0 +1,225 @@
+"""Hierarchical flow-matching DiT decoder (seed section 3.2) and its ODE sampler.
+
+Conditioning:
+- semantic: ``e_s = Embedding(z_s)`` → linear interpolation to ``T_mel`` → ControlNet-style CNN
+  adapter (3 × Conv1d k=3, last one zero-initialised) → *added* to the projection of the noisy mel;
+- acoustic: quantized acoustic latent ``e_a`` → SEANet decoder (up-sampling back to the mel rate)
+  → keys / values of the cross-attention of every DiT block (RoPE on both sides).
+Keys and values do not depend on the flow time: :meth:`FlowDecoder.prepare` computes them once
+per utterance and :meth:`FlowDecoder.velocity` reuses them at every ODE step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio import lengths_to_mask
+from ..config import ConfigError, MelConfig
+from ..nn.attention import RotaryEmbedding
+from ..nn.conv import SEANetDecoder
+from ..nn.dit import DiTBlock, TimestepEmbedding
+from .io import load_model_config, load_weights, save_model
+
+__all__ = ["DecoderConfig", "FlowDecoder", "DecoderContext", "sample", "sway_schedule"]
+
+KIND = "dsatok-flow-decoder"
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """Paper: 22 blocks, dim 1024, FFN 4096 (ff_mult 4), adapter 512 → 1024, SEANet dec dims [1024]*4."""
+
+    mel: MelConfig = MelConfig()
+    dim: int = 192
+    blocks: int = 6
+    heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.0
+    sem_codebook_size: int = 1000
+    sem_frame_rate: float = 25.0
+    sem_embed_dim: int = 512
+    ac_latent_dim: int = 128
+    ac_dec_dims: tuple[int, ...] = (128, 128, 128, 128)
+    ac_strides: tuple[int, ...] = (1, 1, 2)  # mirror of the acoustic encoder's [2, 1, 1]
+    mel_mean: float = -5.0  # mel normalisation for the flow (log-mel units)
+    mel_std: float = 2.5
+
+    def __post_init__(self) -> None:
+        if len(self.ac_dec_dims) != len(self.ac_strides) + 1:
+            raise ConfigError("decoder: len(ac_dec_dims) must be len(ac_strides) + 1")
+        if self.dim % self.heads:
+            raise ConfigError(f"decoder.dim {self.dim} is not divisible by heads {self.heads}")
+
+
+@dataclasses.dataclass
+class DecoderContext:
+    """Everything the velocity field needs that does not depend on (x, t).
+
+    ``sem [B, T, D]`` adapter output (zeros where dropped), ``mask [B, T]`` valid mel frames,
+    ``kv`` per block ``(k, v) [B, H, T_ctx, Dh]``, ``ctx_mask [B, T_ctx]`` attendable acoustic frames.
+    """
+
+    sem: torch.Tensor
+    mask: torch.Tensor
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    ctx_mask: torch.Tensor
+    rope: tuple[torch.Tensor, torch.Tensor]
+
+    def cat(self, other: "DecoderContext") -> "DecoderContext":
+        """Batch-concatenate two contexts of the same lengths (conditional + unconditional)."""
+        return DecoderContext(torch.cat([self.sem, other.sem]), torch.cat([self.mask, other.mask]),
+                              [(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]])) for a, b in zip(self.kv, other.kv)],
+                              torch.cat([self.ctx_mask, other.ctx_mask]), self.rope)
+
+
+class FlowDecoder(nn.Module):
+    """``velocity(x [B, n_mels, T], t [B], ctx) -> v [B, n_mels, T]`` in normalised mel units."""
+
+    def __init__(self, cfg: DecoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n = cfg.mel.n_mels
+        self.sem_embed = nn.Embedding(cfg.sem_codebook_size, cfg.sem_embed_dim)
+        self.adapter = nn.Sequential(nn.Conv1d(cfg.sem_embed_dim, cfg.dim, 3, padding=1), nn.SiLU(),
+                                     nn.Conv1d(cfg.dim, cfg.dim, 3, padding=1), nn.SiLU(),
+                                     nn.Conv1d(cfg.dim, cfg.dim, 3, padding=1))
+        nn.init.zeros_(self.adapter[-1].weight)
+        nn.init.zeros_(self.adapter[-1].bias)
+        self.ac_decoder = SEANetDecoder(cfg.ac_latent_dim, list(cfg.ac_dec_dims), list(cfg.ac_strides),
+                                        cfg.ac_dec_dims[-1])
+        self.in_proj = nn.Linear(n, cfg.dim)
+        self.time = TimestepEmbedding(cfg.dim)
+        self.rope = RotaryEmbedding(cfg.dim // cfg.heads)
+        self.blocks = nn.ModuleList(DiTBlock(cfg.dim, cfg.heads, cfg.ac_dec_dims[-1], cfg.ff_mult, cfg.dropout)
+                                    for _ in range(cfg.blocks))
+        self.out_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.out_mod = nn.Linear(cfg.dim, 2 * cfg.dim)
+        nn.init.zeros_(self.out_mod.weight)
+        nn.init.zeros_(self.out_mod.bias)
+        self.out = nn.Linear(cfg.dim, n)
+
+    @property
+    def ac_stride(self) -> int:
+        return int(math.prod(self.cfg.ac_strides))
+
+    # ------------------------------------------------------------------ mel scaling
+    def normalize(self, mel: torch.Tensor) -> torch.Tensor:
+        return (mel - self.cfg.mel_mean) / self.cfg.mel_std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.cfg.mel_std + self.cfg.mel_mean
+
+    # ------------------------------------------------------------------ conditioning
+    def semantic_features(self, sem_idx: torch.Tensor, t_mel: int) -> torch.Tensor:
+        """``z_s [B, T_s] -> [B, T_mel, D]`` (embedding, linear interpolation, CNN adapter)."""
+        e = self.sem_embed(sem_idx).transpose(1, 2)
+        e = F.interpolate(e, size=t_mel, mode="linear", align_corners=False)
+        return self.adapter(e).transpose(1, 2)
+
+    def acoustic_context(self, ac_q: torch.Tensor, ac_lens: torch.Tensor, visible: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantized acoustic latent ``[B, T_a, Dl]`` → context ``[B, T_a * stride, Dc]`` and its mask.
+
+        ``visible [B, T_a]`` (optional): acoustic frames that may be used; the others are zeroed
+        *before* the SEANet decoder and masked out of the cross-attention keys.
+        """
+        mask = lengths_to_mask(ac_lens, ac_q.shape[1])
+        if visible is not None:
+            mask = mask & visible
+        h = self.ac_decoder((ac_q * mask[..., None]).transpose(1, 2)).transpose(1, 2)
+        ctx_mask = mask.repeat_interleave(self.ac_stride, dim=1)[:, : h.shape[1]]
+        return h, ctx_mask
+
+    def prepare(self, sem_idx: torch.Tensor, mel_lens: torch.Tensor, t_mel: int, ac_q: torch.Tensor,
+                ac_lens: torch.Tensor, *, visible: torch.Tensor | None = None, drop_sem: torch.Tensor | None = None,
+                drop_ac: torch.Tensor | None = None) -> DecoderContext:
+        """Build the time-independent context. ``drop_sem`` / ``drop_ac [B]`` bool: CFG drop-out."""
+        sem = self.semantic_features(sem_idx, t_mel)
+        if drop_sem is not None:
+            sem = sem * (~drop_sem).to(sem.dtype)[:, None, None]
+        ctx, ctx_mask = self.acoustic_context(ac_q, ac_lens, visible)
+        if drop_ac is not None:
+            ctx_mask = ctx_mask & ~drop_ac[:, None]
+        t_all = max(t_mel, ctx.shape[1])
+        rope = self.rope(torch.arange(t_all, device=sem.device))
+        rope_k = (rope[0][: ctx.shape[1]], rope[1][: ctx.shape[1]])
+        kv = [b.cross_att.kv(ctx, rope_k) for b in self.blocks]
+        return DecoderContext(sem, lengths_to_mask(mel_lens, t_mel), kv, ctx_mask, rope)
+
+    def unconditional(self, ctx: DecoderContext) -> DecoderContext:
+        """The same context with e_s and e_a dropped (for classifier-free guidance)."""
+        return DecoderContext(torch.zeros_like(ctx.sem), ctx.mask, ctx.kv, torch.zeros_like(ctx.ctx_mask), ctx.rope)
+
+    # ------------------------------------------------------------------ field
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, ctx: DecoderContext) -> torch.Tensor:
+        tm = x.shape[-1]
+        h = self.in_proj(x.transpose(1, 2)) + ctx.sem
+        c = self.time(t)
+        rope = (ctx.rope[0][:tm], ctx.rope[1][:tm])
+        for b, kv in zip(self.blocks, ctx.kv):
+            h = b(h, c, ctx.mask, rope, kv, ctx.ctx_mask)
+        shift, scale = self.out_mod(F.silu(c)).unsqueeze(1).chunk(2, dim=-1)
+        h = self.out_norm(h) * (1 + scale) + shift
+        return self.out(h).transpose(1, 2) * ctx.mask[:, None].to(h.dtype)
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        return save_model(self, self.cfg, KIND, out_dir)
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path) -> "FlowDecoder":
+        cfg, _ = load_model_config(DecoderConfig, model_dir, KIND)
+        return load_weights(cls(cfg), model_dir).requires_grad_(False)
+
+
+def sway_schedule(steps: int, coef: float | None, device: torch.device) -> torch.Tensor:
+    """Time grid ``[steps + 1]`` from 0 to 1; sway sampling (F5-TTS) when ``coef`` is given (e.g. -1)."""
+    u = torch.linspace(0, 1, steps + 1, device=device)
+    if coef is None:
+        return u
+    return u + coef * (torch.cos(math.pi / 2 * u) - 1 + u)
+
+
+@torch.no_grad()
+def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int = 32, cfg_scale: float = 2.0,
+           solver: Literal["euler", "midpoint"] = "euler", sway: float | None = -1.0,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Integrate the flow from noise to mel: returns log-mel ``[B, n_mels, T_mel]`` (padded frames at the floor).
+
+    CFG ``v = v_c + w (v_c - v_u)`` evaluates the conditional and unconditional fields in one
+    batched forward. The cross-attention keys/values in ``ctx`` are reused at every step.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    b = ctx.sem.shape[0]
+    n = decoder.cfg.mel.n_mels
+    dev = ctx.sem.device
+    x = torch.randn(b, n, t_mel, generator=generator, device="cpu").to(dev)
+    both = ctx.cat(decoder.unconditional(ctx)) if cfg_scale != 0 else ctx
+
+    def field(xx: torch.Tensor, tt: float) -> torch.Tensor:
+        tv = torch.full((xx.shape[0],), tt, device=dev)
+        if cfg_scale == 0:
+            return decoder.velocity(xx, tv, ctx)
+        v = decoder.velocity(torch.cat([xx, xx]), torch.cat([tv, tv]), both)
+        vc, vu = v.chunk(2)
+        return vc + cfg_scale * (vc - vu)
+
+    ts = sway_schedule(steps, sway, dev).tolist()
+    for i in range(steps):
+        t0, t1 = ts[i], ts[i + 1]
+        dt = t1 - t0
+        if solver == "euler":
+            x = x + dt * field(x, t0)
+        else:
+            x_mid = x + 0.5 * dt * field(x, t0)
+            x = x + dt * field(x_mid, t0 + 0.5 * dt)
+    mel = decoder.denormalize(x)
+    floor = math.log(decoder.cfg.mel.log_floor)
+    return mel.masked_fill(~ctx.mask[:, None], floor)

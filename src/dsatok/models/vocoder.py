@@ -1,0 +1,199 @@
+"""Vocoders for the shared mel front end: a Vocos-style neural vocoder and a Griffin-Lim fallback.
+
+Both implement :class:`Vocoder`: ``vocoder(mel [B, n_mels, T]) -> wav [B, T * hop]`` for the
+``MelConfig`` they were built for; :meth:`Vocoder.synthesize` runs long inputs in overlapping
+chunks with bounded memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio import mel_filterbank
+from ..config import ConfigError, MelConfig, to_dict
+from ..nn.conv import ConvNeXtBlock
+from .io import ModelLoadError, load_model_config, load_weights, save_model
+
+__all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "Vocoder", "load_vocoder", "check_mel_match",
+           "VOCODER_PRESETS"]
+
+KIND = "dsatok-vocoder"
+
+
+@dataclasses.dataclass(frozen=True)
+class VocoderConfig:
+    """Vocos-style vocoder: ConvNeXt backbone over input frames, iSTFT head at ``mel.hop_length``.
+
+    ``in_dim``: input channels (0: ``mel.n_mels``); ``upsample``: transposed-conv factor applied to
+    the input first (e.g. 4 for 25 Hz latents → 100 Hz frames; the Dasheng decoder path).
+    """
+
+    mel: MelConfig = MelConfig()
+    dim: int = 256
+    intermediate: int = 768
+    layers: int = 8
+    in_dim: int = 0
+    upsample: int = 1
+    n_fft: int = 640  # iSTFT head (4 × hop)
+
+    def __post_init__(self) -> None:
+        if self.upsample < 1:
+            raise ConfigError(f"vocoder.upsample must be >= 1, got {self.upsample}")
+        if self.n_fft < self.mel.hop_length:
+            raise ConfigError("vocoder.n_fft must be >= mel.hop_length")
+
+
+VOCODER_PRESETS = {"tiny": {"dim": 256, "intermediate": 768, "layers": 8},
+                   "base": {"dim": 512, "intermediate": 1536, "layers": 8}}
+
+
+class Vocoder(Protocol):
+    mel_config: MelConfig
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor: ...
+
+    def synthesize(self, mel: torch.Tensor, chunk_frames: int = 1000) -> torch.Tensor: ...
+
+
+def check_mel_match(vocoder_mel: MelConfig, decoder_mel: MelConfig, where: str = "vocoder") -> None:
+    """Raise a one-line error when a vocoder was trained for other mel settings than the decoder's."""
+    if vocoder_mel != decoder_mel:
+        a, b = to_dict(vocoder_mel), to_dict(decoder_mel)
+        diff = [f"{k}={a[k]} (decoder {b[k]})" for k in a if a[k] != b[k]]
+        raise ModelLoadError(f"{where}: mel settings differ from the decoder's: {', '.join(diff)}")
+
+
+class _ChunkedMixin:
+    """Overlapping-chunk synthesis: each chunk is computed with ``context`` frames either side and
+    only its centre is kept, so the result equals one-shot synthesis up to float error."""
+
+    context: int = 48
+
+    def synthesize(self, mel: torch.Tensor, chunk_frames: int = 1000) -> torch.Tensor:
+        """``mel [B, C, T] -> wav [B, T * hop * upsample]`` with bounded memory."""
+        t = mel.shape[-1]
+        if t <= chunk_frames + 2 * self.context:
+            return self(mel)
+        hop = self.samples_per_frame  # type: ignore[attr-defined]
+        outs = []
+        for s in range(0, t, chunk_frames):
+            e = min(t, s + chunk_frames)
+            a, b = max(0, s - self.context), min(t, e + self.context)
+            w = self(mel[..., a:b])
+            outs.append(w[..., (s - a) * hop : (e - a) * hop])
+        return torch.cat(outs, dim=-1)
+
+
+class VocosVocoder(_ChunkedMixin, nn.Module):
+    """``forward(mel [B, C, T]) -> wav [B, T * upsample * hop]`` (Vocos: ConvNeXt + iSTFT head)."""
+
+    def __init__(self, cfg: VocoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c_in = cfg.in_dim or cfg.mel.n_mels
+        self.up = (nn.ConvTranspose1d(c_in, c_in, 2 * cfg.upsample, stride=cfg.upsample, padding=cfg.upsample // 2)
+                   if cfg.upsample > 1 else None)
+        self.embed = nn.Conv1d(c_in, cfg.dim, 7, padding=3)
+        self.norm = nn.LayerNorm(cfg.dim)
+        mult = cfg.intermediate / cfg.dim
+        self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.dim, int(round(mult)), 1.0 / cfg.layers) for _ in range(cfg.layers))
+        self.final_norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.n_fft + 2)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+
+    @property
+    def mel_config(self) -> MelConfig:
+        return self.cfg.mel
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.cfg.mel.hop_length * self.cfg.upsample
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = mel
+        if self.up is not None:
+            t = x.shape[-1] * self.cfg.upsample
+            x = self.up(x)[..., :t]
+        x = self.norm(self.embed(x).transpose(1, 2)).transpose(1, 2)
+        for b in self.blocks:
+            x = b(x)
+        h = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
+        mag, ph = h.chunk(2, dim=1)
+        mag = torch.exp(mag).clamp(max=1e2)
+        spec = torch.complex(mag * torch.cos(ph), mag * torch.sin(ph))
+        n = x.shape[-1] * self.cfg.mel.hop_length
+        hop = self.cfg.mel.hop_length
+        return torch.istft(spec, self.cfg.n_fft, hop, self.cfg.n_fft, window=self.window, center=True, length=n)
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        return save_model(self, self.cfg, KIND, out_dir)
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path) -> "VocosVocoder":
+        cfg, _ = load_model_config(VocoderConfig, model_dir, KIND)
+        return load_weights(cls(cfg), model_dir).requires_grad_(False)
+
+
+class GriffinLim(_ChunkedMixin, nn.Module):
+    """No-weights fallback: pseudo-inverse of the mel filterbank, then fast Griffin-Lim (momentum 0.99).
+
+    ``forward(mel [B, n_mels, T]) -> wav [B, T * hop]`` for the given :class:`MelConfig`.
+    """
+
+    def __init__(self, mel: MelConfig = MelConfig(), n_iter: int = 32, momentum: float = 0.99) -> None:
+        super().__init__()
+        self.cfg_mel, self.n_iter, self.momentum = mel, n_iter, momentum
+        fb = mel_filterbank(mel).float()
+        self.register_buffer("pinv", torch.linalg.pinv(fb), persistent=False)
+        win = torch.hann_window(mel.win_length)
+        if mel.win_length < mel.n_fft:
+            lp = (mel.n_fft - mel.win_length) // 2
+            win = F.pad(win, (lp, mel.n_fft - mel.win_length - lp))
+        self.register_buffer("window", win, persistent=False)
+        self.context = 16
+
+    @property
+    def mel_config(self) -> MelConfig:
+        return self.cfg_mel
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.cfg_mel.hop_length
+
+    @torch.no_grad()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        c = self.cfg_mel
+        lin = (self.pinv.to(mel.device) @ mel.float().exp()).clamp_min(0.0)
+        mag = lin.pow(1.0 / c.power) if c.power != 1.0 else lin
+        n = mel.shape[-1] * c.hop_length
+        g = torch.Generator(device="cpu").manual_seed(0)
+        ang = torch.exp(2j * math.pi * torch.rand(mag.shape, generator=g)).to(mel.device)
+        prev = torch.zeros_like(ang)
+        kw = dict(n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, window=self.window.to(mel.device),
+                  center=True)
+        wav = torch.istft(mag * ang, length=n, **kw)
+        for _ in range(self.n_iter):
+            spec = torch.stft(wav, return_complex=True, **kw)[..., : mag.shape[-1]]
+            new = spec / spec.abs().clamp_min(1e-8)
+            ang = new - self.momentum / (1 + self.momentum) * prev
+            ang = ang / ang.abs().clamp_min(1e-8)
+            prev = new
+            wav = torch.istft(mag * ang, length=n, **kw)
+        return wav
+
+
+def load_vocoder(spec: str | Path | None, mel: MelConfig = MelConfig()) -> nn.Module:
+    """``"griffinlim"`` (or None) → :class:`GriffinLim` for ``mel``; a directory → :class:`VocosVocoder`
+    (its mel settings must equal ``mel``)."""
+    if spec is None or str(spec).lower() in ("griffinlim", "griffin-lim", "gl"):
+        return GriffinLim(mel)
+    voc = VocosVocoder.from_pretrained(spec)
+    check_mel_match(voc.cfg.mel, mel, str(spec))
+    return voc

@@ -1,0 +1,1 @@
+"""Finite scalar quantisation wrappers (vector-quantize-pytorch) and bitrate helpers."""

@@ -1,0 +1,201 @@
+"""Stage 2 (seed 3.1.2, 3.1.3, 3.2): acoustic tokenizer + flow-matching decoder, trained jointly.
+
+Each batch is *reconstruction* (full z_a, loss on all frames) or, with ``recomb_prob``,
+*recombination / contextual inpainting*: a split τ per utterance, z_a only from frames before τ
+(codes zeroed before the SEANet decoder and keys masked), loss only on frames ≥ τ. A speaker
+consistency loss ``1 − cos(s_ref, AttnPool(e_a))`` ties the acoustic stream to the speaker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio import lengths_to_mask
+from ..config import ConfigError
+from ..models.acoustic import AcousticConfig, AcousticTokenizer
+from ..models.flow_decoder import DecoderConfig, FlowDecoder
+from ..models.semantic import SemanticTokenizer
+from ..nn.pooling import AttentiveStatsPool
+from .config import TrainConfig, load_config
+
+__all__ = ["AcousticStageConfig", "Stage2Model", "AcousticTask", "ACOUSTIC_PRESETS", "flow_loss"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AcousticStageConfig:
+    acoustic: AcousticConfig = AcousticConfig()
+    decoder: DecoderConfig = DecoderConfig()
+    train: TrainConfig = TrainConfig()
+    semantic: str = ""  # exported stage-1 tokenizer directory
+    speaker_encoder: str = "resemblyzer"  # or a local WavLM-SV directory
+    spk_dim: int = 256
+    speaker_loss: bool = True
+    spk_weight: float = 1.0
+    recombination: bool = True
+    recomb_prob: float = 0.5
+    tau_range: tuple[float, float] = (0.3, 0.7)
+    p_uncond: float = 0.1  # drop e_s and e_a together (CFG)
+    p_drop_sem: float = 0.05
+    p_drop_ac: float = 0.05
+
+
+ACOUSTIC_PRESETS: dict[str, dict] = {
+    "tiny": {"train": {"max_steps": 20_000, "optim": {"lr": 5e-4, "warmup_steps": 300}, "ckpt_every": 250,
+                       "eval_every": 250, "eval_batches": 6, "ema_decay": 0.999,
+                       "data": {"max_frames": 4000, "num_workers": 1}}},
+    "paper": {"acoustic": {"enc_dims": [512, 1024, 1024, 1024], "latent_dim": 512},
+              "decoder": {"dim": 1024, "blocks": 22, "heads": 16, "ff_mult": 4, "ac_latent_dim": 512,
+                          "ac_dec_dims": [1024, 1024, 1024, 1024]},
+              "train": {"max_steps": 400_000, "ema_decay": 0.9999,
+                        "optim": {"lr": 7.5e-5, "warmup_steps": 32_000, "decay": "linear"},
+                        "data": {"max_frames": 30_000}}},
+}
+
+
+class Stage2Model(nn.Module):
+    """Frozen semantic tokenizer + trainable acoustic tokenizer, decoder and speaker pooling."""
+
+    def __init__(self, semantic: SemanticTokenizer, acoustic: AcousticTokenizer, decoder: FlowDecoder,
+                 spk_dim: int) -> None:
+        super().__init__()
+        self.semantic = semantic.requires_grad_(False).eval()
+        self.acoustic, self.decoder = acoustic, decoder
+        self.pool = AttentiveStatsPool(acoustic.cfg.latent_dim, spk_dim)
+
+    def train(self, mode: bool = True) -> "Stage2Model":
+        super().train(mode)
+        self.semantic.eval()  # frozen: no dropout, ever
+        return self
+
+
+def flow_loss(v: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE over ``mask [B, T]`` frames of ``[B, n_mels, T]`` tensors."""
+    m = mask[:, None].to(v.dtype)
+    return ((v - target) ** 2 * m).sum() / (m.sum() * v.shape[1]).clamp_min(1.0)
+
+
+class AcousticTask:
+    def __init__(self, cfg: AcousticStageConfig, speaker_emb: dict[str, torch.Tensor] | None = None) -> None:
+        self.cfg = cfg
+        self.spk = speaker_emb or {}
+        if cfg.speaker_loss and cfg.spk_weight > 0 and not self.spk:
+            raise ConfigError("speaker_loss needs reference speaker embeddings (speaker cache)")
+
+    def build_model(self) -> nn.Module:
+        c = self.cfg
+        if not c.semantic:
+            raise ConfigError("stage 2 needs the frozen semantic tokenizer: --semantic DIR (dsatok train semantic)")
+        sem = SemanticTokenizer.from_pretrained(c.semantic)
+        if sem.codebook_size != c.decoder.sem_codebook_size or sem.frame_rate != c.decoder.sem_frame_rate:
+            raise ConfigError(f"{c.semantic}: semantic codebook {sem.codebook_size} @ {sem.frame_rate} Hz does not match "
+                              f"decoder.sem_codebook_size {c.decoder.sem_codebook_size} @ {c.decoder.sem_frame_rate} Hz")
+        if c.acoustic.latent_dim != c.decoder.ac_latent_dim:
+            raise ConfigError("acoustic.latent_dim must equal decoder.ac_latent_dim")
+        if list(c.decoder.ac_strides)[::-1] != list(c.acoustic.strides):
+            raise ConfigError(f"decoder.ac_strides {list(c.decoder.ac_strides)} must mirror acoustic.strides "
+                              f"{list(c.acoustic.strides)}")
+        return Stage2Model(sem, AcousticTokenizer(c.acoustic), FlowDecoder(c.decoder), c.spk_dim)
+
+    def _forward(self, model: Stage2Model, batch, train: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        c = self.cfg
+        m = model.module if hasattr(model, "module") else model
+        wav, lens = batch.wav, batch.wav_lens
+        mel, mel_lens = m.acoustic.mel(wav, lens)
+        b, _, t = mel.shape
+        with torch.no_grad():
+            sem_idx, _ = m.semantic.encode(wav, lens)
+        ac_q, _, ac_lens = m.acoustic.quantize_mel(mel, mel_lens)
+        valid = lengths_to_mask(mel_lens, t)
+        dev = mel.device
+        recomb = train and c.recombination and bool(torch.rand(()) < c.recomb_prob)
+        visible, loss_mask = None, valid
+        if recomb:
+            lo, hi = c.tau_range
+            tau = ((lo + (hi - lo) * torch.rand(b, device=dev)) * mel_lens).long()  # [B] mel frames
+            stride = m.acoustic.cfg.stride
+            visible = (torch.arange(ac_q.shape[1], device=dev)[None] * stride + stride) <= tau[:, None]
+            loss_mask = valid & (torch.arange(t, device=dev)[None] >= tau[:, None])
+        drop_sem = drop_ac = None
+        if train:
+            both = torch.rand(b, device=dev) < c.p_uncond
+            drop_sem = both | (torch.rand(b, device=dev) < c.p_drop_sem)
+            drop_ac = both | (torch.rand(b, device=dev) < c.p_drop_ac)
+        ctx = m.decoder.prepare(sem_idx, mel_lens, t, ac_q, ac_lens, visible=visible, drop_sem=drop_sem,
+                                drop_ac=drop_ac)
+        x1 = m.decoder.normalize(mel)
+        x0 = torch.randn_like(x1)
+        tt = torch.rand(b, device=dev)
+        xt = (1 - tt)[:, None, None] * x0 + tt[:, None, None] * x1
+        v = m.decoder.velocity(xt, tt, ctx)
+        fm = flow_loss(v, x1 - x0, loss_mask)
+        loss = fm
+        logs = {"flow": float(fm), "recomb": float(recomb)}
+        if c.speaker_loss and c.spk_weight > 0:
+            ref = torch.stack([self.spk[i] for i in batch.ids]).to(dev)
+            amask = lengths_to_mask(ac_lens, ac_q.shape[1])
+            if visible is not None:
+                amask = amask & visible
+            pooled = m.pool(ac_q, amask)
+            spk = (1 - F.cosine_similarity(pooled, ref, dim=-1)).mean()
+            loss = loss + c.spk_weight * spk
+            logs["spk"] = float(spk)
+        return loss, logs
+
+    def training_step(self, model, batch, step):
+        return self._forward(model, batch, True)
+
+    def eval_step(self, model, batch) -> dict[str, float]:
+        loss, logs = self._forward(model, batch, False)
+        return {"loss": float(logs["flow"]), **({"spk": logs["spk"]} if "spk" in logs else {})}
+
+    def log_media(self, model, batch, writer, step) -> None:
+        from ..models.flow_decoder import sample
+        from .media import log_mel
+
+        m = model.module if hasattr(model, "module") else model
+        wav, lens = batch.wav[:1], batch.wav_lens[:1]
+        mel, mel_lens = m.acoustic.mel(wav, lens)
+        sem_idx, _ = m.semantic.encode(wav, lens)
+        ac_q, _, ac_lens = m.acoustic.quantize_mel(mel, mel_lens)
+        ctx = m.decoder.prepare(sem_idx, mel_lens, mel.shape[-1], ac_q, ac_lens)
+        gen = sample(m.decoder, ctx, mel.shape[-1], steps=8, generator=torch.Generator().manual_seed(0))
+        log_mel(writer, "stage2/mel_true", mel[0], step)
+        log_mel(writer, "stage2/mel_reconstructed", gen[0], step)
+
+    def export(self, model, out_dir: Path) -> None:
+        """``out_dir/{semantic,acoustic,decoder}`` (+ ``speaker_pool.safetensors``, training only)."""
+        from safetensors.torch import save_file
+
+        m = model.module if hasattr(model, "module") else model
+        out = Path(out_dir)
+        m.semantic.save_pretrained(out / "semantic")
+        m.acoustic.save_pretrained(out / "acoustic")
+        m.decoder.save_pretrained(out / "decoder")
+        save_file({k: v.contiguous() for k, v in m.pool.state_dict().items()}, str(out / "speaker_pool.safetensors"))
+
+
+def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides: list[str] | None = None,
+        semantic: str = "", progress: bool = True) -> dict[str, Any]:
+    from .data import corpus_batches
+    from .engine import Trainer
+    from .speaker_cache import speaker_cache
+
+    if preset not in ACOUSTIC_PRESETS:
+        raise ConfigError(f"unknown preset '{preset}' (choose from {sorted(ACOUSTIC_PRESETS)})")
+    ov = [f"train.data.corpus={corpus}"] if corpus else []
+    if semantic:
+        ov.append(f"semantic={semantic}")
+    cfg = load_config(AcousticStageConfig, config, ov + list(overrides or []), ACOUSTIC_PRESETS[preset])
+    spk = None
+    if cfg.speaker_loss and cfg.spk_weight > 0:
+        d = cfg.train.data
+        spk = speaker_cache(d.corpus, (d.train_split, d.dev_split), cfg.speaker_encoder, progress=progress)
+    batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
+    return Trainer(AcousticTask(cfg, spk), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()

@@ -1,0 +1,117 @@
+"""Vocoder stage: GAN training of :class:`~dsatok.models.vocoder.VocosVocoder` on random crops."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio import MelFrontend, lengths_to_mask
+from ..config import ConfigError
+from ..models.vocoder import VOCODER_PRESETS, VocoderConfig, VocosVocoder
+from .config import TrainConfig, load_config
+from .gan import Discriminators, gan_losses
+
+__all__ = ["VocoderStageConfig", "VocoderTask", "VOCODER_STAGE_PRESETS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VocoderStageConfig:
+    model: VocoderConfig = VocoderConfig()
+    train: TrainConfig = TrainConfig()
+    segment_seconds: float = 1.0
+    mel_weight: float = 45.0
+    fm_weight: float = 2.0
+    adv_weight: float = 1.0
+    gan_start: int = 0  # steps of mel-loss-only pre-training before the discriminators join
+    mpd_channels: int = 16
+    mrd_channels: int = 32
+
+
+_TRAIN = {"optim": {"lr": 5e-4, "warmup_steps": 200, "betas": [0.8, 0.99], "weight_decay": 0.0, "grad_clip": 10.0},
+          "best_metric": "mel_l1", "ckpt_every": 500, "eval_every": 500, "eval_batches": 4,
+          "data": {"max_frames": 3000, "num_workers": 1}}
+VOCODER_STAGE_PRESETS: dict[str, dict] = {
+    "tiny": {"model": VOCODER_PRESETS["tiny"], "train": {"max_steps": 20_000, **_TRAIN}},
+    "base": {"model": VOCODER_PRESETS["base"], "mpd_channels": 32, "mrd_channels": 32,
+             "train": {"max_steps": 1_000_000, **_TRAIN, "data": {"max_frames": 8000}}},
+}
+
+
+class _GANModel(nn.Module):
+    def __init__(self, gen: VocosVocoder, disc: Discriminators) -> None:
+        super().__init__()
+        self.gen, self.disc = gen, disc
+
+
+class VocoderTask:
+    def __init__(self, cfg: VocoderStageConfig) -> None:
+        self.cfg = cfg
+        self.fe = MelFrontend(cfg.model.mel)
+
+    def build_model(self) -> nn.Module:
+        return _GANModel(VocosVocoder(self.cfg.model), Discriminators(self.cfg.mpd_channels, self.cfg.mrd_channels))
+
+    def _crop(self, wav: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        hop = self.cfg.model.mel.hop_length
+        seg = int(self.cfg.segment_seconds * self.cfg.model.mel.sample_rate) // hop * hop
+        out = torch.zeros(wav.shape[0], seg, device=wav.device)
+        for i, n in enumerate(lens.tolist()):
+            start = int(torch.randint(0, max(1, n - seg) + 1, (1,)).item()) // hop * hop
+            piece = wav[i, start : start + min(seg, n)]
+            out[i, : piece.shape[0]] = piece
+        return out
+
+    def training_step(self, model, batch, step):
+        m = model.module if hasattr(model, "module") else model
+        real = self._crop(batch.wav, batch.wav_lens)
+        mel, _ = self.fe(real)
+        fake = model.gen(mel) if not hasattr(model, "module") else model.module.gen(mel)
+        mel_fake, _ = self.fe.compute(fake)
+        mel_l1 = F.l1_loss(mel_fake, mel)
+        loss = self.cfg.mel_weight * mel_l1
+        logs = {"mel_l1": float(mel_l1)}
+        if step >= self.cfg.gan_start:
+            g = gan_losses(m.disc, real, fake)
+            loss = loss + g["d_loss"] + self.cfg.adv_weight * g["g_adv"] + self.cfg.fm_weight * g["fm"]
+            logs.update({k: float(v) for k, v in g.items()})
+        return loss, logs
+
+    def eval_step(self, model, batch) -> dict[str, float]:
+        m = model.module if hasattr(model, "module") else model
+        mel, lens = self.fe(batch.wav, batch.wav_lens)
+        fake = m.gen(mel)
+        mel_fake, _ = self.fe(fake, lens * self.cfg.model.mel.hop_length)
+        mask = lengths_to_mask(lens, mel.shape[-1])[:, None].float()
+        l1 = ((mel_fake - mel).abs() * mask).sum() / (mask.sum() * mel.shape[1])
+        return {"mel_l1": float(l1)}
+
+    def log_media(self, model, batch, writer, step) -> None:
+        from .media import log_audio, log_mel
+
+        m = model.module if hasattr(model, "module") else model
+        mel, lens = self.fe(batch.wav[:1], batch.wav_lens[:1])
+        wav = m.gen(mel)[0, : int(batch.wav_lens[0])]
+        log_mel(writer, "vocoder/mel_in", mel[0], step)
+        log_audio(writer, "vocoder/audio", wav, step, self.cfg.model.mel.sample_rate)
+
+    def export(self, model, out_dir: Path) -> None:
+        m = model.module if hasattr(model, "module") else model
+        m.gen.save_pretrained(out_dir)
+
+
+def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides: list[str] | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    from .data import corpus_batches
+    from .engine import Trainer
+
+    if preset not in VOCODER_STAGE_PRESETS:
+        raise ConfigError(f"unknown preset '{preset}' (choose from {sorted(VOCODER_STAGE_PRESETS)})")
+    ov = [f"train.data.corpus={corpus}"] if corpus else []
+    cfg = load_config(VocoderStageConfig, config, ov + list(overrides or []), VOCODER_STAGE_PRESETS[preset])
+    batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
+    return Trainer(VocoderTask(cfg), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()
