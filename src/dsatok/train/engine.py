@@ -278,12 +278,9 @@ class Trainer:
             steps_acc += 1
             if self.ema is not None:
                 self.ema.update(self.unwrapped)
-            if log_f is not None:
-                rec = {"step": self.step, "loss": loss_sum, "lr": self.scheduler.get_last_lr()[0], **logs}
-                if gnorm is not None:
-                    rec["grad_norm"] = gnorm
-                log_f.write(json.dumps(rec) + "\n")
-                log_f.flush()
+            rec = {"step": self.step, "loss": loss_sum, "lr": self.scheduler.get_last_lr()[0], **logs}
+            if gnorm is not None:
+                rec["grad_norm"] = gnorm
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 dt = max(time.time() - t_last, 1e-9)
                 speed = {"steps_per_s": steps_acc / dt, "audio_s_per_s": audio_acc / dt}
@@ -293,7 +290,11 @@ class Trainer:
                     if self.writer is not None:
                         for k, v in {"loss": loss_sum, **logs, **speed, "lr": self.scheduler.get_last_lr()[0]}.items():
                             self.writer.add_scalar(f"train/{k}", v, self.step)
+                rec.update(speed)
                 t_last, audio_acc, steps_acc = time.time(), 0.0, 0
+            if log_f is not None:
+                log_f.write(json.dumps(rec) + "\n")
+                log_f.flush()
             bar.update(1)
             if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps:
                 metrics = self.evaluate() if self.is_main else {}
