@@ -69,6 +69,10 @@ class Stage2Model(nn.Module):
         self.acoustic, self.decoder = acoustic, decoder
         self.pool = AttentiveStatsPool(acoustic.cfg.latent_dim, spk_dim)
 
+    def forward(self, fn, *args):
+        """Run ``fn(self, *args)`` inside the (DDP-wrapped) forward, so gradient sync hooks fire."""
+        return fn(self, *args)
+
     def train(self, mode: bool = True) -> "Stage2Model":
         super().train(mode)
         self.semantic.eval()  # frozen: no dropout, ever
@@ -103,9 +107,11 @@ class AcousticTask:
                               f"{list(c.acoustic.strides)}")
         return Stage2Model(sem, AcousticTokenizer(c.acoustic), FlowDecoder(c.decoder), c.spk_dim)
 
-    def _forward(self, model: Stage2Model, batch, train: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    def _forward(self, model: nn.Module, batch, train: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        return model(self._loss, batch, train)
+
+    def _loss(self, m: Stage2Model, batch, train: bool) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.cfg
-        m = model.module if hasattr(model, "module") else model
         wav, lens = batch.wav, batch.wav_lens
         mel, mel_lens = m.acoustic.mel(wav, lens)
         b, _, t = mel.shape

@@ -47,6 +47,10 @@ class _GANModel(nn.Module):
         super().__init__()
         self.gen, self.disc = gen, disc
 
+    def forward(self, fn, *args):
+        """Run ``fn(self, *args)`` inside the (DDP-wrapped) forward, so gradient sync hooks fire."""
+        return fn(self, *args)
+
 
 class VocoderTask:
     def __init__(self, cfg: VocoderStageConfig) -> None:
@@ -67,10 +71,12 @@ class VocoderTask:
         return out
 
     def training_step(self, model, batch, step):
-        m = model.module if hasattr(model, "module") else model
+        return model(self._loss, batch, step)
+
+    def _loss(self, m: _GANModel, batch, step: int):
         real = self._crop(batch.wav, batch.wav_lens)
         mel, _ = self.fe(real)
-        fake = model.gen(mel) if not hasattr(model, "module") else model.module.gen(mel)
+        fake = m.gen(mel)
         mel_fake, _ = self.fe.compute(fake)
         mel_l1 = F.l1_loss(mel_fake, mel)
         loss = self.cfg.mel_weight * mel_l1
