@@ -141,6 +141,15 @@ def tokens_to_frames(n_tokens: int | Tensor, factor: int) -> int | Tensor:
     return n_tokens * factor
 
 
+def batch_and_lengths(wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``[N]`` or ``[B, N]`` samples → ``([B, N], lengths [B])``; missing lengths mean full length."""
+    if wav.dim() == 1:
+        wav = wav[None]
+    if lengths is None:
+        lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
+    return wav, lengths
+
+
 def lengths_to_mask(lengths: Tensor, max_len: int | None = None) -> Tensor:
     """Boolean mask ``[B, T]``, True on valid positions, from ``lengths [B]``."""
     t = int(max_len) if max_len is not None else int(lengths.max().item()) if lengths.numel() else 0

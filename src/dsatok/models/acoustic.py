@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..audio import MelFrontend, lengths_to_mask
+from ..audio import MelFrontend, batch_and_lengths, lengths_to_mask
 from ..config import ConfigError, MelConfig
 from ..nn.conv import SEANetEncoder
 from ..quant.fsq import Quantizer, bitrate
@@ -96,10 +96,7 @@ class AcousticTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if wav.dim() == 1:
-            wav = wav[None]
-        if wav_lens is None:
-            wav_lens = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
+        wav, wav_lens = batch_and_lengths(wav, wav_lens)
         _, idx, lens = self.quantize(wav, wav_lens)
         return idx, lens
 

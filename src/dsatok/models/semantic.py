@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio import MelFrontend, lengths_to_mask
+from ..audio import MelFrontend, batch_and_lengths, lengths_to_mask
 from ..config import ConfigError, MelConfig
 from ..nn.conformer import Conformer
 from ..quant.fsq import Quantizer, bitrate
@@ -225,10 +225,7 @@ class SemanticTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if wav.dim() == 1:
-            wav = wav[None]
-        if wav_lens is None:
-            wav_lens = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
+        wav, wav_lens = batch_and_lengths(wav, wav_lens)
         _, idx, lens = self.quantize(wav, wav_lens)
         mask = lengths_to_mask(lens, idx.shape[1])
         return idx.masked_fill(~mask, 0), lens

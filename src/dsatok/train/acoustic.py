@@ -23,7 +23,7 @@ from ..models.acoustic import AcousticConfig, AcousticTokenizer
 from ..models.flow_decoder import DecoderConfig, FlowDecoder
 from ..models.semantic import SemanticTokenizer
 from ..nn.pooling import AttentiveStatsPool
-from .config import TrainConfig, load_config
+from .config import TrainConfig, load_stage_config
 
 __all__ = ["AcousticStageConfig", "Stage2Model", "AcousticTask", "ACOUSTIC_PRESETS", "flow_loss"]
 
@@ -193,12 +193,10 @@ def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides:
     from .engine import Trainer
     from .speaker_cache import speaker_cache
 
-    if preset not in ACOUSTIC_PRESETS:
-        raise ConfigError(f"unknown preset '{preset}' (choose from {sorted(ACOUSTIC_PRESETS)})")
-    ov = [f"train.data.corpus={corpus}"] if corpus else []
+    ov: list[str] = []
     if semantic:
         ov.append(f"semantic={semantic}")
-    cfg = load_config(AcousticStageConfig, config, ov + list(overrides or []), ACOUSTIC_PRESETS[preset])
+    cfg = load_stage_config(AcousticStageConfig, ACOUSTIC_PRESETS, preset, corpus, config, ov + list(overrides or []))
     spk = None
     if cfg.speaker_loss and cfg.spk_weight > 0:
         d = cfg.train.data

@@ -9,7 +9,7 @@ from typing import Literal, TypeVar
 
 from ..config import ConfigError, apply_overrides, from_dict
 
-__all__ = ["OptimConfig", "DataConfig", "TrainConfig", "load_config", "PRESETS"]
+__all__ = ["OptimConfig", "DataConfig", "TrainConfig", "load_config", "load_stage_config", "PRESETS"]
 
 T = TypeVar("T")
 
@@ -129,3 +129,13 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
     return apply_overrides(cfg, list(overrides))
+
+
+def load_stage_config(cls: type[T], presets: dict[str, dict], preset: str, corpus: str = "",
+                      path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """A stage's config (``train`` section inside): ``preset`` of ``presets``, then ``path``, then
+    ``train.data.corpus=corpus`` (when given) and ``overrides``."""
+    if preset not in presets:
+        raise ConfigError(f"unknown preset '{preset}' (choose from {sorted(presets)})")
+    ov = ([f"train.data.corpus={corpus}"] if corpus else []) + list(overrides)
+    return load_config(cls, path, ov, presets[preset])

@@ -14,7 +14,7 @@ from ..audio import lengths_to_mask
 from ..config import ConfigError
 from ..models.semantic import CHAR_VOCAB, CTCHead, SemanticConfig, SemanticTokenizer, ctc_greedy, text_to_ids
 from ..quant.fsq import codebook_stats
-from .config import TrainConfig, load_config
+from .config import TrainConfig, load_stage_config
 
 __all__ = ["SemanticStageConfig", "SemanticCTCModel", "SemanticTask", "SEMANTIC_PRESETS", "load_ctc_model"]
 
@@ -140,11 +140,9 @@ def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides:
     from .data import corpus_batches
     from .engine import Trainer
 
-    if preset not in SEMANTIC_PRESETS:
-        raise ConfigError(f"unknown preset '{preset}' (choose from {sorted(SEMANTIC_PRESETS)})")
-    ov = [f"train.data.corpus={corpus}"] if corpus else []
+    ov: list[str] = []
     if encoder_path:
         ov.append(f"encoder_path={encoder_path}")
-    cfg = load_config(SemanticStageConfig, config, ov + list(overrides or []), SEMANTIC_PRESETS[preset])
+    cfg = load_stage_config(SemanticStageConfig, SEMANTIC_PRESETS, preset, corpus, config, ov + list(overrides or []))
     batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
     return Trainer(SemanticTask(cfg), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()

@@ -11,9 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio import MelFrontend, lengths_to_mask
-from ..config import ConfigError
 from ..models.vocoder import VOCODER_PRESETS, VocoderConfig, VocosVocoder
-from .config import TrainConfig, load_config
+from .config import TrainConfig, load_stage_config
 from .gan import Discriminators, gan_losses
 
 __all__ = ["VocoderStageConfig", "VocoderTask", "VOCODER_STAGE_PRESETS"]
@@ -115,9 +114,7 @@ def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides:
     from .data import corpus_batches
     from .engine import Trainer
 
-    if preset not in VOCODER_STAGE_PRESETS:
-        raise ConfigError(f"unknown preset '{preset}' (choose from {sorted(VOCODER_STAGE_PRESETS)})")
-    ov = [f"train.data.corpus={corpus}"] if corpus else []
-    cfg = load_config(VocoderStageConfig, config, ov + list(overrides or []), VOCODER_STAGE_PRESETS[preset])
+    ov: list[str] = []
+    cfg = load_stage_config(VocoderStageConfig, VOCODER_STAGE_PRESETS, preset, corpus, config, ov + list(overrides or []))
     batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
     return Trainer(VocoderTask(cfg), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()
