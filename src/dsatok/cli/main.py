@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 # Subcommand modules; each has ``register(subparsers)`` setting ``func`` on its parsers.
-_COMMANDS = ("corpus", "demo", "train")
+_COMMANDS = ("codec", "corpus", "demo", "train")
 
 
 class CLIError(Exception):
@@ -37,8 +37,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..config import ConfigError
     from ..data.manifests import CorpusError
     from ..data.voices import SynthesisError
+    from ..models.io import ModelLoadError
+    from ..tokens import TokenFileError
 
-    return (CLIError, AudioError, ConfigError, CorpusError, SynthesisError, FileNotFoundError)
+    return (CLIError, AudioError, ConfigError, CorpusError, SynthesisError, FileNotFoundError, ModelLoadError,
+            TokenFileError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

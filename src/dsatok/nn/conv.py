@@ -21,6 +21,16 @@ class ResidualUnit(nn.Module):
         return x + self.block(x)
 
 
+def _receptive_field(net: nn.Module) -> int:
+    """Input frames that one output frame of a stack of Conv1d layers can see (upper bound)."""
+    rf, jump = 1, 1
+    for m in net.modules():
+        if isinstance(m, nn.Conv1d):
+            rf += (m.kernel_size[0] - 1) * m.dilation[0] * jump
+            jump *= m.stride[0]
+    return rf
+
+
 class SEANetEncoder(nn.Module):
     """SEANet-style encoder over mel frames (seed appendix A.1).
 
@@ -43,6 +53,7 @@ class SEANetEncoder(nn.Module):
         self.stride = 1
         for s in strides:
             self.stride *= s
+        self.receptive_field = _receptive_field(self.net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t_out = -(-x.shape[-1] // self.stride)

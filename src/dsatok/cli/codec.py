@@ -1,0 +1,181 @@
+"""``dsatok encode | decode | reconstruct | recombine | info``: thin wrappers over :class:`DSATokenizer`.
+
+Inputs may be files, directories (searched for audio / token files) or both; each file is
+processed on its own, a bad one is reported on one line and skipped, the others finish, and the
+exit status is 1 when any failed. Outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+TOKEN_EXT = ".dsatok"
+
+
+def _common(p: argparse.ArgumentParser, decode: bool = True) -> None:
+    p.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--vocoder", default=None, help="override the model's vocoder: a Vocos directory or 'griffinlim'")
+    if decode:
+        p.add_argument("--steps", type=int, default=None, help="ODE steps (default: the model's)")
+        p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
+        p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="audio files -> token files (.dsatok)")
+    p.add_argument("inputs", nargs="+", help="audio files or directories")
+    p.add_argument("-o", "--out", required=True, help="output directory")
+    _common(p, decode=False)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="token files -> WAV files")
+    p.add_argument("inputs", nargs="+", help=".dsatok files or directories")
+    p.add_argument("-o", "--out", required=True, help="output directory")
+    _common(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("reconstruct", help="encode then decode one file")
+    p.add_argument("input", help="audio file")
+    p.add_argument("-o", "--out", required=True, help="output WAV")
+    _common(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("recombine", help="what CONTENT says, in the voice of VOICE")
+    p.add_argument("content", help="audio file giving the semantic tokens (what is said)")
+    p.add_argument("voice", help="audio file giving the acoustic tokens (how it sounds)")
+    p.add_argument("-o", "--out", required=True, help="output WAV")
+    p.add_argument("--plot", default=None, help="also write a PNG of the three mel spectrograms")
+    _common(p)
+    p.set_defaults(func=cmd_recombine)
+
+    p = sub.add_parser("info", help="describe a model")
+    p.add_argument("model_dir", nargs="?", default=None, help="model directory (default: the bundled model)")
+    p.set_defaults(func=cmd_info)
+
+
+def load_model(a: argparse.Namespace):
+    from ..tokenizer import DSATokenizer
+
+    return DSATokenizer.from_pretrained(a.model, device=a.device, vocoder=a.vocoder)
+
+
+def _decode_kw(a: argparse.Namespace) -> dict:
+    return {"steps": a.steps, "cfg_scale": a.cfg, "seed": a.seed}
+
+
+def expand(inputs: Iterable[str], exts: tuple[str, ...]) -> list[Path]:
+    """Files as given, plus matching files found recursively in directories (sorted)."""
+    out: list[Path] = []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+        else:
+            out.append(p)  # a missing file is reported when processed
+    return out
+
+
+def for_each(files: list[Path], fn: Callable[[Path], None], desc: str, quiet: bool) -> int:
+    """Run ``fn`` on every file with a progress bar; a failure is reported and skipped. Exit code."""
+    from tqdm import tqdm
+
+    from ..audio import AudioError
+    from ..config import ConfigError
+    from ..models.io import ModelLoadError
+    from ..tokens import TokenFileError
+
+    failed = 0
+    for f in tqdm(files, desc=desc, unit="file", disable=quiet or len(files) < 2, file=sys.stderr):
+        try:
+            fn(f)
+        except (AudioError, TokenFileError, ModelLoadError, ConfigError, ValueError, OSError) as e:
+            failed += 1
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(f"dsatok: skipped {msg}" if msg.startswith(str(f)) else f"dsatok: skipped {f}: {msg}", file=sys.stderr)
+    if failed:
+        print(f"dsatok: {failed} of {len(files)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_encode(a: argparse.Namespace) -> int:
+    model = load_model(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = expand(a.inputs, AUDIO_EXT)
+
+    def one(f: Path) -> None:
+        model.encode(f).save(out / (f.stem + TOKEN_EXT))
+
+    return for_each(files, one, "encode", a.quiet)
+
+
+def cmd_decode(a: argparse.Namespace) -> int:
+    from ..audio import save
+    from ..tokens import Tokens
+
+    model = load_model(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = expand(a.inputs, (TOKEN_EXT,))
+
+    def one(f: Path) -> None:
+        tok = Tokens.load(f)
+        model.check_tokens(tok, str(f))
+        wavs = model.decode(tok, **_decode_kw(a))
+        for i, w in enumerate(wavs):
+            save(out / (f.stem + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, model.sample_rate)
+
+    return for_each(files, one, "decode", a.quiet)
+
+
+def cmd_reconstruct(a: argparse.Namespace) -> int:
+    from ..audio import save
+
+    model = load_model(a)
+    (w,) = model.reconstruct(a.input, **_decode_kw(a))
+    save(a.out, w, model.sample_rate)
+    print(a.out)
+    return 0
+
+
+def cmd_recombine(a: argparse.Namespace) -> int:
+    from ..audio import save
+
+    model = load_model(a)
+    (w,) = model.recombine(a.content, a.voice, **_decode_kw(a))
+    save(a.out, w, model.sample_rate)
+    if a.plot:
+        plot_recombination(model, a.content, a.voice, w, a.plot)
+    print(a.out)
+    return 0
+
+
+def plot_recombination(model, content: str, voice: str, out_wav, png: str, target: str | None = None) -> None:
+    """A PNG of the log-mels of content source, voice source, output (and the true target if known)."""
+    import torch
+
+    from ..audio import MelFrontend, load
+    from ..eval.plots import plot_mels
+
+    fe = MelFrontend(model.decoder.cfg.mel)
+    panels = {f"content source ({Path(content).name})": load(content), f"voice source ({Path(voice).name})": load(voice),
+              "output: content in the voice of the voice source": out_wav.numpy()}
+    if target:
+        panels[f"true target ({Path(target).name})"] = load(target)
+    plot_mels({k: fe(torch.as_tensor(v))[0][0].numpy() for k, v in panels.items()}, png)
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from ..tokenizer import DSATokenizer, default_model_dir
+
+    d = a.model_dir or str(default_model_dir())
+    info = DSATokenizer.from_pretrained(d).info()
+    print(json.dumps({"model": d, **info}, indent=1))
+    return 0

@@ -1,0 +1,400 @@
+"""DSATokenizer: the public model. Audio → (semantic, acoustic) tokens → audio, and recombination.
+
+A model directory holds one sub-directory per part, each ``config.json`` + ``model.safetensors``::
+
+    MODEL/config.json        {"kind": "dsatok-tokenizer", "dsatok_version", "vocoder", "decode": {...}}
+    MODEL/semantic/          SemanticTokenizer (frozen stage-1 encoder + FSQ)
+    MODEL/acoustic/          AcousticTokenizer (SEANet on mel + FSQ)
+    MODEL/decoder/           FlowDecoder (hierarchical flow-matching DiT)
+    MODEL/vocoder/           VocosVocoder (absent when ``"vocoder": "griffinlim"``)
+
+Long inputs are encoded and decoded in overlapping chunks, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .audio import AudioError, check_samples, lengths_to_mask, load
+from .models.acoustic import AcousticTokenizer
+from .models.flow_decoder import FlowDecoder, sample
+from .models.io import ModelLoadError
+from .models.semantic import SemanticTokenizer
+from .models.vocoder import GriffinLim, VocosVocoder, check_mel_match
+from .tokens import Tokens, TokenFileError
+
+__all__ = ["DSATokenizer", "DecodeOptions", "default_model_dir", "AudioInput"]
+
+KIND = "dsatok-tokenizer"
+AudioInput = Union[str, Path, np.ndarray, torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+    """Sampler defaults stored with a model (each can be overridden per call)."""
+
+    steps: int = 16
+    cfg_scale: float = 2.0
+    solver: Literal["euler", "midpoint"] = "euler"
+    sway: float | None = -1.0
+
+
+def default_model_dir() -> Path:
+    """The bundled default model inside the package (``DSATOK_MODEL`` overrides it)."""
+    env = os.environ.get("DSATOK_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent / "resources" / "models" / "dsa-default"
+
+
+def _state_digest(*modules: nn.Module) -> str:
+    """sha256 over the configs and weights of ``modules`` (what defines the token streams)."""
+    from .config import to_dict
+
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(json.dumps(to_dict(m.cfg), sort_keys=True).encode())
+        for k, v in sorted(m.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class DSATokenizer(nn.Module):
+    """Semantic tokenizer + acoustic tokenizer + flow-matching decoder + vocoder.
+
+    - ``encode(audio) -> Tokens``: a path, a waveform ``[N]`` / ``[B, N]`` (16 kHz) or a list of them;
+    - ``decode(tokens, *, steps, cfg_scale, seed) -> list[Tensor [N_i]]``;
+    - ``reconstruct(audio)`` and ``recombine(content=..., voice=...)``.
+    """
+
+    def __init__(self, semantic: SemanticTokenizer, acoustic: AcousticTokenizer, decoder: FlowDecoder,
+                 vocoder: nn.Module | None = None, decode_options: DecodeOptions = DecodeOptions()) -> None:
+        super().__init__()
+        if semantic.codebook_size != decoder.cfg.sem_codebook_size:
+            raise ModelLoadError(f"semantic codebook {semantic.codebook_size} != decoder's {decoder.cfg.sem_codebook_size}")
+        self.semantic, self.acoustic, self.decoder = semantic.eval(), acoustic.eval(), decoder.eval()
+        self.vocoder = (vocoder or GriffinLim(decoder.cfg.mel)).eval()
+        check_mel_match(self.vocoder.mel_config, decoder.cfg.mel)
+        self.decode_options = decode_options
+        self.requires_grad_(False)
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sample_rate(self) -> int:
+        return self.decoder.cfg.mel.sample_rate
+
+    @property
+    def frame_rates(self) -> tuple[float, float]:
+        """(semantic, acoustic) tokens per second."""
+        return (self.semantic.frame_rate, self.acoustic.frame_rate)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, int]:
+        return (self.semantic.codebook_size, self.acoustic.codebook_size)
+
+    @property
+    def acoustic_layers(self) -> int:
+        return self.acoustic.cfg.fsq_layers
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of both streams together."""
+        return self.semantic.bitrate + self.acoustic.bitrate
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the token streams: a hash of the semantic and acoustic tokenizers."""
+        if self._fingerprint is None:
+            self._fingerprint = _state_digest(self.semantic, self.acoustic)
+        return self._fingerprint
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.decoder.parameters()).device
+
+    @property
+    def _hop(self) -> int:
+        return self.decoder.cfg.mel.hop_length
+
+    @property
+    def _sem_factor(self) -> int:
+        """Mel frames per semantic token."""
+        return int(round(self.decoder.cfg.mel.frame_rate / self.semantic.frame_rate))
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path | None = None, *, device: str | torch.device = "cpu",
+                        vocoder: str | Path | None = None) -> "DSATokenizer":
+        """Load a model directory (default: the bundled model). ``vocoder`` overrides the model's own
+        (a Vocos directory, or ``"griffinlim"``)."""
+        d = Path(model_dir) if model_dir is not None else default_model_dir()
+        p = d / "config.json"
+        if not p.is_file():
+            hint = " (the bundled model is missing: reinstall dsatok)" if model_dir is None else ""
+            raise ModelLoadError(f"{d}: not a dsatok model directory (no config.json){hint}")
+        try:
+            meta = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ModelLoadError(f"{p}: not valid JSON ({e.msg})") from None
+        if meta.get("kind") != KIND:
+            raise ModelLoadError(f"{d}: holds a '{meta.get('kind')}' model, expected '{KIND}'")
+        from .config import ConfigError, from_dict
+
+        try:
+            opts = from_dict(DecodeOptions, meta.get("decode", {}))
+        except ConfigError as e:
+            raise ModelLoadError(f"{p}: {e}") from None
+        sem = SemanticTokenizer.from_pretrained(d / "semantic")
+        ac = AcousticTokenizer.from_pretrained(d / "acoustic")
+        dec = FlowDecoder.from_pretrained(d / "decoder")
+        spec = vocoder if vocoder is not None else ("griffinlim" if meta.get("vocoder") == "griffinlim" else d / "vocoder")
+        if str(spec).lower() in ("griffinlim", "griffin-lim", "gl"):
+            voc: nn.Module = GriffinLim(dec.cfg.mel)
+        else:
+            voc = VocosVocoder.from_pretrained(spec)
+            check_mel_match(voc.cfg.mel, dec.cfg.mel, str(spec))
+        return cls(sem, ac, dec, voc, opts).to(device)
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        """Write every part; the directory is complete only once ``config.json`` exists."""
+        from .config import to_dict
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.semantic.save_pretrained(out / "semantic")
+        self.acoustic.save_pretrained(out / "acoustic")
+        self.decoder.save_pretrained(out / "decoder")
+        is_gl = isinstance(self.vocoder, GriffinLim)
+        if not is_gl:
+            self.vocoder.save_pretrained(out / "vocoder")
+        meta = {"kind": KIND, "dsatok_version": __version__, "vocoder": "griffinlim" if is_gl else "vocos",
+                "decode": to_dict(self.decode_options), "fingerprint": self.fingerprint,
+                "frame_rates": list(self.frame_rates), "codebook_sizes": list(self.codebook_sizes),
+                "bitrate": self.bitrate}
+        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(meta, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, out / "config.json")
+        return out
+
+    # ------------------------------------------------------------------ inputs
+    def _waves(self, audio: AudioInput | Sequence[AudioInput], lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Normalise any accepted input to a list of mono 1-D float tensors at the model rate."""
+        if isinstance(audio, (str, Path)):
+            return [torch.from_numpy(load(audio, self.sample_rate))]
+        if isinstance(audio, np.ndarray):
+            audio = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+        if isinstance(audio, torch.Tensor):
+            x = audio.float()
+            if x.dim() == 1:
+                return [torch.from_numpy(check_samples(x.cpu().numpy(), self.sample_rate)).to(x.device)]
+            if x.dim() != 2:
+                raise AudioError("<tensor>", f"expected [N] or [B, N] samples, got shape {tuple(x.shape)}")
+            lens = lengths.tolist() if lengths is not None else [x.shape[1]] * x.shape[0]
+            out = []
+            for i, n in enumerate(lens):
+                check_samples(x[i, : int(n)].cpu().numpy(), self.sample_rate, f"<batch item {i}>")
+                out.append(x[i, : int(n)])
+            return out
+        if isinstance(audio, (list, tuple)):
+            return [w for a in audio for w in self._waves(a)]
+        raise AudioError(str(type(audio).__name__), "unsupported audio input (give a path, an array or a tensor)")
+
+    # ------------------------------------------------------------------ encode
+    def _encode_batch(self, waves: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        dev = self.device
+        lens = torch.tensor([w.shape[0] for w in waves], device=dev)
+        x = torch.zeros(len(waves), int(lens.max()), device=dev)
+        for i, w in enumerate(waves):
+            x[i, : w.shape[0]] = w.to(dev)
+        s_idx, s_lens = self.semantic.encode(x, lens)
+        a_idx, a_lens = self.acoustic.encode(x, lens)
+        return ([s_idx[i, : int(s_lens[i])] for i in range(len(waves))],
+                [a_idx[i, :, : int(a_lens[i])] for i in range(len(waves))])
+
+    def _encode_long(self, w: torch.Tensor, chunk_s: float, context_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One long waveform in chunks with ``context_s`` seconds of context either side."""
+        unit = self._hop * self._sem_factor  # samples per semantic token (a multiple of the acoustic one)
+        chunk = max(unit, int(chunk_s * self.sample_rate) // unit * unit)
+        ctx = int(context_s * self.sample_rate) // unit * unit
+        n = w.shape[0]
+        s_per, a_per = unit, self._hop * self.acoustic.cfg.stride
+        sems, acs = [], []
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            a, b = max(0, s - ctx), min(n, e + ctx)
+            if b - a < unit:  # a tail shorter than one token: borrow context from before
+                a = max(0, b - unit)
+            (si,), (ai,) = self._encode_batch([w[a:b]])
+            sems.append(si[(s - a) // s_per : (s - a) // s_per + -(-(e - s) // s_per)])
+            acs.append(ai[:, (s - a) // a_per : (s - a) // a_per + -(-(e - s) // a_per)])
+        n_sem = int(self.semantic.encoder.token_lengths(torch.tensor([n])))
+        n_ac = int(self.acoustic.token_lengths(torch.tensor([n // self._hop])))
+        return torch.cat(sems)[:n_sem], torch.cat(acs, dim=1)[:, :n_ac]
+
+    @torch.no_grad()
+    def encode(self, audio: AudioInput | Sequence[AudioInput], lengths: torch.Tensor | None = None, *,
+               chunk_seconds: float = 30.0, context_seconds: float = 2.0, batch_seconds: float = 120.0) -> Tokens:
+        """Tokens of one or more utterances (batched, padded; long ones in chunks)."""
+        waves = self._waves(audio, lengths)
+        sem: list[torch.Tensor | None] = [None] * len(waves)
+        ac: list[torch.Tensor | None] = [None] * len(waves)
+        limit = int((chunk_seconds + 2 * context_seconds) * self.sample_rate)
+        short = [i for i, w in enumerate(waves) if w.shape[0] <= limit]
+        for i in (i for i, w in enumerate(waves) if w.shape[0] > limit):
+            sem[i], ac[i] = self._encode_long(waves[i], chunk_seconds, context_seconds)
+        short.sort(key=lambda i: waves[i].shape[0])  # similar lengths together: little padding
+        groups: list[list[int]] = [[]]
+        for i in short:
+            if groups[-1] and (len(groups[-1]) + 1) * waves[i].shape[0] > batch_seconds * self.sample_rate:
+                groups.append([])
+            groups[-1].append(i)
+        for g in (g for g in groups if g):
+            for k, s_, a_ in zip(g, *self._encode_batch([waves[k] for k in g])):
+                sem[k], ac[k] = s_, a_
+        return self._pack([s for s in sem if s is not None], [a for a in ac if a is not None],
+                          [w.shape[0] for w in waves])
+
+    def _pack(self, sem: list[torch.Tensor], ac: list[torch.Tensor], num_samples: list[int]) -> Tokens:
+        b = len(sem)
+        s_len = torch.tensor([s.shape[0] for s in sem])
+        a_len = torch.tensor([a.shape[-1] for a in ac])
+        S = torch.zeros(b, int(s_len.max()), dtype=torch.long)
+        A = torch.zeros(b, self.acoustic_layers, int(a_len.max()), dtype=torch.long)
+        for i in range(b):
+            S[i, : s_len[i]] = sem[i].cpu()
+            A[i, :, : a_len[i]] = ac[i].cpu()
+        return Tokens(S, A, s_len, a_len, torch.tensor(num_samples), self.frame_rates, self.codebook_sizes,
+                      self.sample_rate, self.fingerprint)
+
+    # ------------------------------------------------------------------ decode
+    def check_tokens(self, tokens: Tokens, where: str = "tokens") -> None:
+        """Refuse tokens made by another model (fingerprint) or out of range."""
+        if tokens.fingerprint != self.fingerprint:
+            raise TokenFileError(f"{where}: made by a model with fingerprint {tokens.fingerprint}, but this model's "
+                                 f"is {self.fingerprint}; decode them with the model that encoded them")
+        if tuple(tokens.codebook_sizes) != self.codebook_sizes or tokens.acoustic.shape[1] != self.acoustic_layers:
+            raise TokenFileError(f"{where}: codebooks {tokens.codebook_sizes} x {tokens.acoustic.shape[1]} layers do not "
+                                 f"match the model's {self.codebook_sizes} x {self.acoustic_layers}")
+
+    def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, steps: int, cfg_scale: float,
+                    solver: str, sway: float | None, gen: torch.Generator) -> torch.Tensor:
+        """``sem [T_s]``, ``ac [L, T_a]`` → log-mel ``[n_mels, t_mel]``."""
+        dev = self.device
+        ac_q = self.acoustic.embed(ac[None].to(dev))
+        ctx = self.decoder.prepare(sem[None].to(dev), torch.tensor([t_mel], device=dev), t_mel, ac_q,
+                                   torch.tensor([ac.shape[-1]], device=dev))
+        return sample(self.decoder, ctx, t_mel, steps=steps, cfg_scale=cfg_scale, solver=solver,  # type: ignore[arg-type]
+                      sway=sway, generator=gen)[0]
+
+    def _decode_mel(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, steps: int, cfg_scale: float, solver: str,
+                    sway: float | None, gen: torch.Generator, chunk_frames: int, overlap: int,
+                    max_voice_frames: int) -> torch.Tensor:
+        """One item; long items in windows of ``chunk_frames`` mel frames, cross-faded over ``overlap``."""
+        f = self._sem_factor
+        stride = self.acoustic.cfg.stride
+        aligned = abs(ac.shape[-1] * stride - t_mel) <= 2 * stride  # reconstruction, not recombination
+        if not aligned:
+            ac = ac[:, : max_voice_frames // stride]
+        if t_mel <= chunk_frames + overlap:
+            return self._mel_window(sem, ac, t_mel, steps, cfg_scale, solver, sway, gen)
+        step = chunk_frames // f * f
+        ov = overlap // f * f
+        out = torch.zeros(self.decoder.cfg.mel.n_mels, t_mel, device=self.device)
+        weight = torch.zeros(t_mel, device=self.device)
+        for s in range(0, t_mel, step):
+            a, b = max(0, s - ov), min(t_mel, s + step + ov)
+            a_ac = ac[:, a // stride : -(-b // stride)] if aligned else ac
+            m = self._mel_window(sem[a // f : -(-b // f)], a_ac, b - a, steps, cfg_scale, solver, sway, gen)
+            w = torch.ones(b - a, device=self.device)
+            if a > 0:
+                w[: 2 * ov] = torch.linspace(0, 1, 2 * ov + 2, device=self.device)[1:-1][: w[: 2 * ov].shape[0]]
+            if b < t_mel:
+                w[-2 * ov :] = torch.minimum(w[-2 * ov :], torch.linspace(1, 0, 2 * ov + 2, device=self.device)[1:-1])
+            out[:, a:b] += m * w
+            weight[a:b] += w
+        return out / weight.clamp_min(1e-6)
+
+    @torch.no_grad()
+    def decode_mel(self, tokens: Tokens, *, steps: int | None = None, cfg_scale: float | None = None,
+                   solver: str | None = None, sway: float | None | str = "default", seed: int = 0,
+                   chunk_frames: int = 1500, overlap: int = 48, max_voice_seconds: float = 20.0) -> list[torch.Tensor]:
+        """Tokens → log-mel ``[n_mels, T_i]`` per item (``T_i = num_samples // hop``)."""
+        self.check_tokens(tokens)
+        o = self.decode_options
+        steps = o.steps if steps is None else int(steps)
+        cfg_scale = o.cfg_scale if cfg_scale is None else float(cfg_scale)
+        solver = solver or o.solver
+        sw = o.sway if sway == "default" else sway
+        gen = torch.Generator().manual_seed(int(seed))
+        mels = []
+        for t in tokens.split():
+            t_mel = int(t.num_samples[0]) // self._hop
+            mels.append(self._decode_mel(t.semantic[0], t.acoustic[0], t_mel, steps, cfg_scale, solver, sw,  # type: ignore[arg-type]
+                                         gen, chunk_frames, overlap, int(max_voice_seconds * 100)))
+        return mels
+
+    @torch.no_grad()
+    def vocode(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``[n_mels, T]`` → waveform ``[T * hop]`` (chunked, bounded memory)."""
+        return self.vocoder.synthesize(mel[None].to(self.device))[0].clamp(-1, 1)
+
+    @torch.no_grad()
+    def decode(self, tokens: Tokens, **kw: Any) -> list[torch.Tensor]:
+        """Tokens → waveforms ``[N_i]`` (float32, ``sample_rate``), one per item, exact source length."""
+        out = []
+        for mel, n in zip(self.decode_mel(tokens, **kw), tokens.num_samples.tolist()):
+            w = self.vocode(mel)
+            out.append(torch.nn.functional.pad(w, (0, max(0, int(n) - w.shape[0])))[: int(n)].cpu())
+        return out
+
+    # ------------------------------------------------------------------ conveniences
+    def reconstruct(self, audio: AudioInput | Sequence[AudioInput], **kw: Any) -> list[torch.Tensor]:
+        """Encode then decode (one waveform per input)."""
+        return self.decode(self.encode(audio), **kw)
+
+    def recombine_tokens(self, content: Tokens, voice: Tokens) -> Tokens:
+        """Semantic tokens of ``content`` with the acoustic tokens of ``voice`` (item-wise; lengths may differ)."""
+        self.check_tokens(content, "content")
+        self.check_tokens(voice, "voice")
+        if len(content) != len(voice):
+            raise ValueError(f"recombine: {len(content)} content items but {len(voice)} voice items")
+        a = [voice.acoustic[i, :, : int(voice.acoustic_lengths[i])] for i in range(len(voice))]
+        s = [content.semantic[i, : int(content.semantic_lengths[i])] for i in range(len(content))]
+        return self._pack(s, a, content.num_samples.tolist())
+
+    def recombine(self, content: AudioInput | Sequence[AudioInput], voice: AudioInput | Sequence[AudioInput],
+                  **kw: Any) -> list[torch.Tensor]:
+        """What ``content`` says, in the voice of ``voice``: one waveform per pair, content's length."""
+        return self.decode(self.recombine_tokens(self.encode(content), self.encode(voice)), **kw)
+
+    def info(self) -> dict[str, Any]:
+        """A summary for ``dsatok info``."""
+        def n(m: nn.Module) -> int:
+            return sum(p.numel() for p in m.parameters())
+
+        return {"fingerprint": self.fingerprint, "sample_rate": self.sample_rate,
+                "frame_rates_hz": {"semantic": self.frame_rates[0], "acoustic": self.frame_rates[1]},
+                "codebook_sizes": {"semantic": self.codebook_sizes[0], "acoustic": self.codebook_sizes[1]},
+                "acoustic_layers": self.acoustic_layers, "bitrate_bps": round(self.bitrate, 1),
+                "semantic_backend": self.semantic.cfg.backend,
+                "vocoder": type(self.vocoder).__name__,
+                "parameters": {"semantic": n(self.semantic), "acoustic": n(self.acoustic), "decoder": n(self.decoder),
+                               "vocoder": n(self.vocoder)},
+                "decode": dataclasses.asdict(self.decode_options)}
