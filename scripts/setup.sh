@@ -36,8 +36,8 @@ fi
 if ! $PY -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   $PY -m pip install -q torch==2.13.0
 fi
-# distillmos imports torchaudio (no CPU build here): install it without its deps;
+# distillmos imports torchaudio (no CPU build here) and xls-r-sqa: install both without their deps;
 # dsatok registers an empty torchaudio module before importing it.
 $PY -m pip install -q -e "$here[all]"
-$PY -m pip install -q --no-deps distillmos==0.9.1
+$PY -m pip install -q --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0
 echo "dsatok setup done"

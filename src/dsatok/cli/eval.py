@@ -1,0 +1,124 @@
+"""``dsatok eval KIND``: measurements that write JSON (and Markdown) reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate models (semantic, recon, recomb, probe, ...)")
+    ps = p.add_subparsers(dest="kind", metavar="KIND")
+    ps.required = True
+
+    s = ps.add_parser("semantic", help="stage 1: CTC CER / WER from the semantic tokens, codebook usage")
+    s.add_argument("model_dir", help="exported semantic tokenizer (with ctc_head.safetensors)")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--limit", type=int, default=0, help="first N utterances only (0: all)")
+    s.add_argument("-o", "--out", default=None, help="write the JSON report here")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_semantic)
+
+    for kind, helptext in (("recon", "Table 1: reconstruction of test utterances"),
+                           ("recomb", "Table 1: cross-utterance recombination of the corpus's test pairs")):
+        s = ps.add_parser(kind, help=helptext)
+        s.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+        s.add_argument("--corpus", required=True)
+        s.add_argument("--limit", type=int, default=0, help="first N utterances / pairs (0: all)")
+        s.add_argument("--steps", type=int, default=None)
+        s.add_argument("--cfg", type=float, default=None)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--device", default="cpu")
+        s.add_argument("--vocoder", default=None, help="override the model's vocoder (directory or 'griffinlim')")
+        s.add_argument("--asr", default="faster-whisper", help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir")
+        s.add_argument("--speaker", default="resemblyzer", help="resemblyzer | local WavLM-SV directory")
+        s.add_argument("--mos", default="dnsmos,distillmos", help="comma list: dnsmos, distillmos, UTMOS path")
+        s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md, PNGs)")
+        s.add_argument("--quiet", action="store_true")
+        s.set_defaults(func=_table)
+
+    s = ps.add_parser("probe", help="Table 4: CTC-ASR and speaker-ID probes on every token stream")
+    s.add_argument("--model", default=None, help="a DSA model directory (default: bundled) or a semantic tokenizer directory")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--epochs", type=int, default=12)
+    s.add_argument("--limit", type=int, default=0, help="first N utterances of each split (0: all)")
+    s.add_argument("-o", "--out", default=None, help="write the JSON report here (and a .md table beside it)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_probe)
+
+
+def _write(report: dict, out: str | None, echo: bool = True) -> None:
+    text = json.dumps(report, indent=1)
+    if out:
+        p = Path(out)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.part")
+        tmp.write_text(text + "\n")
+        tmp.replace(p)
+    if echo:
+        print(text)
+
+
+def _semantic(a: argparse.Namespace) -> int:
+    from ..eval.semantic import evaluate_semantic
+
+    t0 = time.perf_counter()
+    rep = evaluate_semantic(a.model_dir, a.corpus, a.split, a.limit, progress=not a.quiet)
+    rep["command_seconds"] = round(time.perf_counter() - t0, 1)
+    _write(rep, a.out)
+    return 0
+
+
+def _probe(a: argparse.Namespace) -> int:
+    from ..eval.probe import ProbeConfig, dsa_source, probe_streams, semantic_source
+    from ..tokenizer import DSATokenizer, default_model_dir
+
+    d = Path(a.model) if a.model else default_model_dir()
+    kind = json.loads((d / "config.json").read_text()).get("kind") if (d / "config.json").is_file() else None
+    if kind == "dsatok-semantic":
+        from ..models.semantic import SemanticTokenizer
+
+        src = semantic_source(SemanticTokenizer.from_pretrained(d))
+    else:
+        src = dsa_source(DSATokenizer.from_pretrained(d))
+    rep = probe_streams(*src, a.corpus, ProbeConfig(epochs=a.epochs), limit=a.limit, progress=not a.quiet)
+    rep["model"] = str(d)
+    if a.out:
+        lines = ["| stream | rate (Hz) | codebook | ASR WER | ASR CER | speaker acc | chance |", "|---|---|---|---|---|---|---|"]
+        for n, r in rep["streams"].items():
+            lines.append(f"| {n} | {r['frame_rate']:g} | {r['codebook_size']} | {r['asr'].get('test_wer', float('nan')):.3f} | "
+                         f"{r['asr'].get('test_cer', float('nan')):.3f} | {r['speaker']['test_acc']:.3f} | {r['speaker']['chance']:.3f} |")
+        Path(a.out).with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+    _write(rep, a.out)
+    return 0
+
+
+def _table(a: argparse.Namespace) -> int:
+    from ..eval.tables import evaluate_recombination, evaluate_reconstruction, load_evaluators, markdown_table
+    from ..tokenizer import DSATokenizer, default_model_dir
+
+    t0 = time.perf_counter()
+    model = DSATokenizer.from_pretrained(a.model, device=a.device, vocoder=a.vocoder)
+    ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
+    kw = {"steps": a.steps, "cfg_scale": a.cfg, "seed": a.seed}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fn = evaluate_reconstruction if a.kind == "recon" else evaluate_recombination
+    rep = fn(model, a.corpus, ev, limit=a.limit, decode_kw=kw, progress=not a.quiet, plot_dir=out)
+    o = model.decode_options
+    rep["settings"] = {"model": str(a.model or default_model_dir()), "fingerprint": model.fingerprint,
+                       "corpus": str(a.corpus), "steps": a.steps or o.steps, "cfg": o.cfg_scale if a.cfg is None else a.cfg,
+                       "solver": o.solver, "sway": o.sway, "seed": a.seed, "vocoder": type(model.vocoder).__name__,
+                       "bitrate_bps": round(model.bitrate, 1), "evaluators": ev.names(), "limit": a.limit}
+    rep["command_seconds"] = round(time.perf_counter() - t0, 1)
+    title = "Reconstruction" if a.kind == "recon" else "Recombination"
+    md = markdown_table(rep["table"], f"{title} ({a.corpus}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
+    md += "\nSettings: `" + json.dumps(rep["settings"]) + "`\n"
+    (out / "report.md").write_text(md)
+    _write(rep, str(out / "report.json"), echo=False)
+    print(md)
+    return 0

@@ -1,0 +1,55 @@
+"""Stage-1 measurements: greedy CTC CER / WER from the semantic tokens and codebook usage.
+
+The CTC head saved beside an exported tokenizer (``ctc_head.safetensors``) reads the *quantized*
+tokens, so its error rate is a lower bound on what the tokens carry of the words.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["evaluate_semantic"]
+
+
+@torch.no_grad()
+def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "test", limit: int = 0,
+                      max_frames: int = 6000, progress: bool = True) -> dict[str, Any]:
+    """CER / WER of greedy CTC decoding and codebook usage / perplexity over ``split`` of ``corpus``."""
+    from tqdm import tqdm
+
+    from ..audio import lengths_to_mask
+    from ..data.manifests import load_cuts
+    from ..models.semantic import ctc_greedy
+    from ..quant.fsq import codebook_stats
+    from ..train.data import AudioBatchDataset, make_sampler
+    from ..train.semantic import load_ctc_model
+    from .text import cer, wer
+
+    model = load_ctc_model(model_dir)
+    cuts = load_cuts(str(corpus), split)
+    if limit:
+        cuts = cuts.subset(first=limit)
+    ds = AudioBatchDataset()
+    refs, hyps, all_idx = [], [], []
+    t0 = time.perf_counter()
+    audio_s = 0.0
+    sampler = make_sampler(cuts.to_eager(), max_frames=max_frames, num_buckets=1, shuffle=False, drop_last=False)
+    for cb in tqdm(sampler, desc=f"semantic eval ({split})", disable=not progress):
+        b = ds[cb]
+        lp, out_lens, idx, lens = model(b.wav, b.wav_lens)
+        refs += b.texts
+        hyps += ctc_greedy(lp, out_lens)
+        all_idx.append(idx[lengths_to_mask(lens, idx.shape[1])])
+        audio_s += float(b.wav_lens.sum()) / 16000
+    flat = torch.cat(all_idx)
+    st = codebook_stats(flat, model.tokenizer.codebook_size)
+    return {"model": str(model_dir), "corpus": str(corpus), "split": split, "utterances": len(refs),
+            "cer": round(cer(refs, hyps), 4), "wer": round(wer(refs, hyps), 4),
+            "codebook_usage": round(st["usage"], 4), "perplexity": round(st["perplexity"], 1),
+            "codebook_size": model.tokenizer.codebook_size, "bitrate_bps": round(model.tokenizer.bitrate, 1),
+            "rtf": round((time.perf_counter() - t0) / max(audio_s, 1e-9), 4),
+            "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:3]]}

@@ -1,0 +1,189 @@
+"""Table 1 of the seed on our corpus: reconstruction and cross-utterance recombination.
+
+* ``evaluate_reconstruction``: test utterances → encode → decode; naturalness (MOS back ends),
+  WER against the transcript, SIM to the input, mel L1, MCD, PESQ, STOI; plus reference rows for
+  the clean input and for vocoder copy-synthesis of the true mel (the ceiling a mel decoder can reach).
+* ``evaluate_recombination``: the corpus's recombination pairs (S, A) → semantic tokens of S,
+  acoustic tokens of A → decode; WER against S's text, SIM to A and to S, the fraction of pairs
+  closer to A than to S, DTW mel distance to the *true* target (S's text in A's voice), and MOS;
+  plus the true target's own row.
+
+Every report names the corpus, model, decoding settings and evaluator versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import metrics as M
+from .text import wer
+
+__all__ = ["Evaluators", "load_evaluators", "evaluate_reconstruction", "evaluate_recombination", "markdown_table"]
+
+
+@dataclasses.dataclass
+class Evaluators:
+    asr: Any
+    speaker: Any
+    mos: list[Any]
+
+    def names(self) -> dict[str, Any]:
+        return {"asr": self.asr.name, "speaker": self.speaker.name, "mos": [m.name for m in self.mos]}
+
+
+def load_evaluators(asr: str = "faster-whisper", speaker: str = "resemblyzer",
+                    mos: tuple[str, ...] = ("dnsmos", "distillmos")) -> Evaluators:
+    from .asr import load_asr
+    from .speaker import load_speaker_encoder
+
+    return Evaluators(load_asr(asr), load_speaker_encoder(speaker), [M.load_mos(m) for m in mos])
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def _row(name: str, items: list[dict[str, Any]], refs: list[str], hyps: list[str]) -> dict[str, Any]:
+    keys = sorted({k for it in items for k, v in it.items() if isinstance(v, (int, float))})
+    row = {"system": name, "n": len(items), "wer": round(wer(refs, hyps), 4)}
+    row.update({k: round(_mean([it.get(k) for it in items]), 4) for k in keys})
+    return row
+
+
+def _mos(ev: Evaluators, wav: np.ndarray) -> dict[str, float]:
+    return {f"mos_{m.name.split('-')[0]}": m(wav) for m in ev.mos}
+
+
+def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, split: str = "test", limit: int = 0,
+                            decode_kw: dict | None = None, progress: bool = True,
+                            plot_dir: str | Path | None = None) -> dict[str, Any]:
+    """Reconstruction rows: the model, vocoder copy-synthesis and the clean input."""
+    from tqdm import tqdm
+
+    from ..data.manifests import load_cuts
+    from ..train.data import load_cut_audio
+
+    cuts = list(load_cuts(str(corpus), split))
+    cuts = cuts[: limit] if limit else cuts
+    decode_kw = decode_kw or {}
+    fe_mel = model.decoder.cfg.mel
+    from ..audio import MelFrontend
+
+    fe = MelFrontend(fe_mel)
+    rows: dict[str, list[dict]] = {"model": [], "vocoder_copy_synthesis": [], "clean_input": []}
+    hyps: dict[str, list[str]] = {k: [] for k in rows}
+    refs: list[str] = []
+    t_model = audio_s = 0.0
+    for c in tqdm(cuts, desc="reconstruction", disable=not progress):
+        x = load_cut_audio(c)
+        text = c.supervisions[0].text or ""
+        refs.append(text)
+        t0 = time.perf_counter()
+        (y,) = model.reconstruct(torch.from_numpy(x), **decode_kw)
+        t_model += time.perf_counter() - t0
+        audio_s += x.shape[0] / 16000
+        y = y.numpy()
+        v = model.vocode(fe(torch.from_numpy(x))[0][0]).cpu().numpy()[: x.shape[0]]
+        ex = ev.speaker.embed(x)
+        for name, w in (("model", y), ("vocoder_copy_synthesis", v), ("clean_input", x)):
+            it: dict[str, Any] = {"id": c.id, **_mos(ev, w)}
+            if name != "clean_input":
+                it.update({"sim": _cos(ev.speaker.embed(w), ex), "mel_l1": M.mel_l1(x, w), "mcd": M.mcd(x, w),
+                           "pesq": _safe(M.pesq_wb, x, w), "stoi": _safe(M.stoi, x, w)})
+            rows[name].append(it)
+            hyps[name].append(ev.asr.transcribe(w))
+    table = [_row(k, rows[k], refs, hyps[k]) for k in rows]
+    table[0]["rtf"] = round(t_model / max(audio_s, 1e-9), 4)
+    return {"table": table, "per_utterance": rows, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()},
+            "audio_seconds": round(audio_s, 1)}
+
+
+def _safe(fn: Callable, *a: Any) -> float | None:
+    try:
+        return fn(*a)
+    except Exception:  # PESQ refuses some inputs (e.g. no utterance detected)
+        return None
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    from .speaker import cosine
+
+    return cosine(a, b)
+
+
+def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, limit: int = 0,
+                           decode_kw: dict | None = None, progress: bool = True,
+                           plot_dir: str | Path | None = None, plots: int = 3) -> dict[str, Any]:
+    """Recombination rows over ``recomb/pairs.jsonl``: the model and the true target."""
+    from tqdm import tqdm
+
+    from ..audio import load
+
+    corpus = Path(corpus)
+    pf = corpus / "recomb" / "pairs.jsonl"
+    if not pf.is_file():
+        raise FileNotFoundError(f"{corpus}: no recomb/pairs.jsonl (build the corpus with dsatok corpus build)")
+    pairs = [json.loads(x) for x in pf.read_text().splitlines() if x.strip()]
+    pairs = pairs[: limit] if limit else pairs
+    decode_kw = decode_kw or {}
+    rows: dict[str, list[dict]] = {"model": [], "true_target": []}
+    hyps: dict[str, list[str]] = {k: [] for k in rows}
+    refs: list[str] = []
+    t_model = audio_s = 0.0
+    for i, p in enumerate(tqdm(pairs, desc="recombination", disable=not progress)):
+        s, a, tgt = (load(corpus / p[k]) for k in ("content_path", "voice_path", "target_path"))
+        refs.append(p["text"])
+        t0 = time.perf_counter()
+        (y,) = model.recombine(torch.from_numpy(s), torch.from_numpy(a), **decode_kw)
+        t_model += time.perf_counter() - t0
+        audio_s += s.shape[0] / 16000
+        y = y.numpy()
+        es, ea, et = ev.speaker.embed(s), ev.speaker.embed(a), ev.speaker.embed(tgt)
+        for name, w in (("model", y), ("true_target", tgt)):
+            e = ev.speaker.embed(w)
+            it = {"id": p["id"], "sim_to_voice": _cos(e, ea), "sim_to_content": _cos(e, es), **_mos(ev, w)}
+            it["closer_to_voice"] = float(it["sim_to_voice"] > it["sim_to_content"])
+            if name == "model":
+                it.update({"mel_dtw_to_target": M.mel_dtw(tgt, w), "sim_to_target": _cos(e, et)})
+            rows[name].append(it)
+            hyps[name].append(ev.asr.transcribe(w))
+        if plot_dir is not None and i < plots:
+            from .plots import plot_mels
+
+            Path(plot_dir).mkdir(parents=True, exist_ok=True)
+            plot_mels({f"content source S ({p['content']})": M.log_mel(s), f"voice source A ({p['voice']})": M.log_mel(a),
+                       "output: S's tokens + A's acoustic tokens": M.log_mel(y),
+                       "true target: S's text in A's voice": M.log_mel(tgt)},
+                      Path(plot_dir) / f"recomb_{i:02d}.png", title=f'"{p["text"]}"')
+    table = [_row(k, rows[k], refs, hyps[k]) for k in rows]
+    table[0]["rtf"] = round(t_model / max(audio_s, 1e-9), 4)
+    return {"table": table, "per_pair": rows, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()},
+            "audio_seconds": round(audio_s, 1)}
+
+
+def markdown_table(rows: list[dict[str, Any]], title: str = "") -> str:
+    """Rows of dicts → a Markdown table (columns in first-seen order)."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    out = [f"### {title}", ""] if title else []
+    out.append("| " + " | ".join(cols) + " |")
+    out.append("|" + "---|" * len(cols))
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if not np.isfinite(v) else f"{v:.3f}"
+    return str(v)
