@@ -159,16 +159,23 @@ class DSATokenizer(nn.Module):
             opts = from_dict(DecodeOptions, meta.get("decode", {}))
         except ConfigError as e:
             raise ModelLoadError(f"{p}: {e}") from None
-        sem = SemanticTokenizer.from_pretrained(d / "semantic")
-        ac = AcousticTokenizer.from_pretrained(d / "acoustic")
-        dec = FlowDecoder.from_pretrained(d / "decoder")
         spec = vocoder if vocoder is not None else ("griffinlim" if meta.get("vocoder") == "griffinlim" else d / "vocoder")
-        if str(spec).lower() in ("griffinlim", "griffin-lim", "gl"):
+        return cls.from_parts(d, spec, opts).to(device)
+
+    @classmethod
+    def from_parts(cls, stage2_dir: str | Path, vocoder: str | Path | None = "griffinlim",
+                   decode_options: DecodeOptions = DecodeOptions()) -> "DSATokenizer":
+        """Assemble a model from a stage-2 export (``semantic/``, ``acoustic/``, ``decoder/``) and a
+        vocoder export directory (or ``"griffinlim"``)."""
+        d = Path(stage2_dir)
+        dec = FlowDecoder.from_pretrained(d / "decoder")
+        if vocoder is None or str(vocoder).lower() in ("griffinlim", "griffin-lim", "gl"):
             voc: nn.Module = GriffinLim(dec.cfg.mel)
         else:
-            voc = VocosVocoder.from_pretrained(spec)
-            check_mel_match(voc.cfg.mel, dec.cfg.mel, str(spec))
-        return cls(sem, ac, dec, voc, opts).to(device)
+            voc = VocosVocoder.from_pretrained(vocoder)
+            check_mel_match(voc.cfg.mel, dec.cfg.mel, str(vocoder))
+        return cls(SemanticTokenizer.from_pretrained(d / "semantic"), AcousticTokenizer.from_pretrained(d / "acoustic"),
+                   dec, voc, decode_options)
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         """Write every part; the directory is complete only once ``config.json`` exists."""

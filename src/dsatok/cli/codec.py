@@ -55,6 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_recombine)
 
+    p = sub.add_parser("export", help="assemble a model directory from a stage-2 export and a vocoder")
+    p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final: semantic/, acoustic/, decoder/)")
+    p.add_argument("-o", "--out", required=True, help="model directory to write")
+    p.add_argument("--vocoder", default="griffinlim", help="vocoder export directory, or 'griffinlim'")
+    p.add_argument("--steps", type=int, default=16, help="default ODE steps stored with the model")
+    p.add_argument("--cfg", type=float, default=2.0, help="default CFG scale stored with the model")
+    p.add_argument("--solver", default="euler", choices=["euler", "midpoint"])
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("info", help="describe a model")
     p.add_argument("model_dir", nargs="?", default=None, help="model directory (default: the bundled model)")
     p.set_defaults(func=cmd_info)
@@ -170,6 +179,15 @@ def plot_recombination(model, content: str, voice: str, out_wav, png: str, targe
     if target:
         panels[f"true target ({Path(target).name})"] = load(target)
     plot_mels({k: fe(torch.as_tensor(v))[0][0].numpy() for k, v in panels.items()}, png)
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from ..tokenizer import DecodeOptions, DSATokenizer
+
+    m = DSATokenizer.from_parts(a.stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
+    m.save_pretrained(a.out)
+    print(json.dumps({"model": a.out, **m.info()}, indent=1))
+    return 0
 
 
 def cmd_info(a: argparse.Namespace) -> int:

@@ -1,0 +1,40 @@
+"""``dsatok bench codec``: real-time factor and peak memory of encode / decode on a long input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed and memory benchmarks")
+    ps = p.add_subparsers(dest="what", metavar="WHAT")
+    ps.required = True
+    s = ps.add_parser("codec", help="encode / decode RTF and peak memory (references: mel front end, vocoder)")
+    s.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    s.add_argument("--input", default=None, help="audio file (default: built from --corpus test audio)")
+    s.add_argument("--corpus", default=None, help="corpus whose test utterances make the long input")
+    s.add_argument("--seconds", type=float, default=600.0, help="length of the built input")
+    s.add_argument("--steps", default="32,8,4", help="decode steps to measure (comma list)")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--vocoder", default=None)
+    s.add_argument("-o", "--out", default=None, help="write the JSON report here")
+    s.set_defaults(func=_codec)
+
+
+def _codec(a: argparse.Namespace) -> int:
+    import tempfile
+
+    from ..eval.bench import bench_codec, long_audio
+    from ..tokenizer import default_model_dir
+
+    model = a.model or str(default_model_dir())
+    with tempfile.TemporaryDirectory() as td:
+        wav = a.input or str(long_audio(a.corpus, a.seconds, Path(td) / "long.wav"))
+        rep = bench_codec(model, wav, [int(s) for s in a.steps.split(",") if s], a.threads, a.vocoder)
+    text = json.dumps(rep, indent=1)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+    print(text)
+    return 0

