@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "MelConfig", "ConfigError", "AudioError"]
+__all__ = ["__version__", "DSATokenizer", "DecodeOptions", "Tokens", "DashengTokenizer", "DashengConfig",
+           "MelConfig", "ConfigError", "AudioError"]
 
 _LAZY = {
+    "DSATokenizer": ("dsatok.tokenizer", "DSATokenizer"),
+    "DecodeOptions": ("dsatok.tokenizer", "DecodeOptions"),
+    "Tokens": ("dsatok.tokens", "Tokens"),
+    "DashengTokenizer": ("dsatok.models.dasheng", "DashengTokenizer"),
+    "DashengConfig": ("dsatok.models.dasheng", "DashengConfig"),
     "MelConfig": ("dsatok.config", "MelConfig"),
     "ConfigError": ("dsatok.config", "ConfigError"),
     "AudioError": ("dsatok.audio", "AudioError"),
@@ -21,6 +27,9 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from .audio import AudioError
     from .config import ConfigError, MelConfig
+    from .models.dasheng import DashengConfig, DashengTokenizer
+    from .tokenizer import DecodeOptions, DSATokenizer
+    from .tokens import Tokens
 
 
 def __getattr__(name: str) -> Any:

@@ -49,6 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_probe)
 
+    s = ps.add_parser("linear-probe", help="X-ARES-style linear probes of continuous latents (Dasheng, DSA tokens)")
+    s.add_argument("--dasheng", default=None, help="a DashengTokenizer directory (semantic / acoustic / unified rows)")
+    s.add_argument("--model", default=None, help="a DSA model directory (its token streams as rows); 'none' to skip")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--tasks", default=",".join(("speaker", "gender", "engine", "rate", "pitch", "keyword", "noise")))
+    s.add_argument("--limit", type=int, default=400, help="utterances per split (0: all)")
+    s.add_argument("--epochs", type=int, default=100)
+    s.add_argument("-o", "--out", required=True, help="report directory (linear_probe.json + .md)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_linear_probe)
+
 
 def _write(report: dict, out: str | None, echo: bool = True) -> None:
     text = json.dumps(report, indent=1)
@@ -94,6 +105,28 @@ def _probe(a: argparse.Namespace) -> int:
         Path(a.out).with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     _write(rep, a.out)
+    return 0
+
+
+def _linear_probe(a: argparse.Namespace) -> int:
+    from ..eval.linear_probe import dasheng_reps, dsa_reps, markdown, probe_suite, write_report
+
+    t0 = time.perf_counter()
+    reps = {}
+    if a.dasheng:
+        from ..models.dasheng import DashengTokenizer
+
+        reps.update(dasheng_reps(DashengTokenizer.from_pretrained(a.dasheng)))
+    if a.model != "none":
+        from ..tokenizer import DSATokenizer
+
+        reps.update(dsa_reps(DSATokenizer.from_pretrained(a.model)))
+    tasks = tuple(t for t in a.tasks.split(",") if t)
+    rows = probe_suite(reps, a.corpus, tasks, limit=a.limit, epochs=a.epochs, progress=not a.quiet)
+    meta = {"corpus": str(a.corpus), "dasheng": a.dasheng, "model": a.model, "limit": a.limit, "epochs": a.epochs,
+            "seconds": round(time.perf_counter() - t0, 1)}
+    write_report(rows, a.out, meta)
+    print(markdown(rows))
     return 0
 
 

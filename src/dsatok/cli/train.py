@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-STAGES = ("semantic", "vocoder", "acoustic")
+STAGES = ("semantic", "vocoder", "acoustic", "dasheng")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a stage (semantic, vocoder, acoustic)")
+    p = sub.add_parser("train", help="train a stage (semantic, vocoder, acoustic, dasheng)")
     ps = p.add_subparsers(dest="stage", metavar="STAGE")
     ps.required = True
     for stage in STAGES:
@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         if stage == "semantic":
             s.add_argument("--encoder-path", default="", help="local transformers hubert/wavlm/wav2vec2 directory")
+        if stage == "dasheng":
+            s.add_argument("--semantic", default="", help="backend dsa: exported stage-1 semantic tokenizer")
+            s.add_argument("--dasheng-path", default="", help="backend vit: local directory of Dasheng weights")
         if stage == "acoustic":
             s.add_argument("--semantic", default="", help="exported semantic tokenizer directory (stage 1)")
             s.add_argument("--no-speaker-loss", action="store_true", help="ablation: no speaker-consistency loss")
@@ -46,6 +49,12 @@ def _run(a: argparse.Namespace) -> int:
             ov.append("speaker_loss=false")
         if a.no_recombination:
             ov.append("recombination=false")
+    if a.stage == "dasheng":
+        if a.dasheng_path:
+            ov.append(f"dasheng_path={a.dasheng_path}")
+        out = mod.run(a.corpus, a.preset, a.semantic or None, a.config, ov, progress=not a.quiet)
+        print(json.dumps(out, default=str))
+        return 0
     out = mod.run(a.corpus, a.preset, a.config, ov, progress=not a.quiet, **kw)
     print(json.dumps(out, default=str))
     return 0

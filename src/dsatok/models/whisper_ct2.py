@@ -90,6 +90,9 @@ class WhisperCT2Encoder:
         self._device = "cpu"
         self._model = None
         self.front = MelFrontend(WHISPER_MEL)
+        self._memo: dict[bytes, np.ndarray] = {}
+        self._memo_bytes = 0
+        self.memo_limit = 0  # bytes of encoder outputs kept by input content; 0 = no memo
         self.to(device)
 
     def _load(self) -> None:
@@ -135,6 +138,23 @@ class WhisperCT2Encoder:
             outs.append(np.asarray(sv)[0, :keep])
         return np.concatenate(outs, axis=0)
 
+    def _encode_memo(self, feats: np.ndarray) -> np.ndarray:
+        """:meth:`_encode` remembered by the input's content while ``memo_limit`` allows: the
+        encoder is frozen and deterministic, so stage-1 training sees each utterance's features
+        computed once instead of once per epoch."""
+        if self.memo_limit <= 0:
+            return self._encode(feats)
+        import hashlib
+
+        key = hashlib.blake2b(np.ascontiguousarray(feats, dtype=np.float32).tobytes(), digest_size=16).digest()
+        h = self._memo.get(key)
+        if h is None:
+            h = self._encode(feats)
+            if self._memo_bytes + h.nbytes <= self.memo_limit:
+                self._memo[key] = h
+                self._memo_bytes += h.nbytes
+        return h
+
     @torch.no_grad()
     def __call__(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats, mel_frames = whisper_log_mel(wav.float().cpu(), lens.cpu(), self.front)
@@ -145,6 +165,6 @@ class WhisperCT2Encoder:
             n = int(mel_frames[i])
             if n < 1:
                 continue
-            h = self._encode(feats[i, :, :n].numpy())
+            h = self._encode_memo(feats[i, :, :n].numpy())
             out[i, : h.shape[0]] = torch.from_numpy(h[: t_out])
         return out.to(wav.device), out_lens.to(wav.device)

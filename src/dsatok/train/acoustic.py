@@ -44,6 +44,7 @@ class AcousticStageConfig:
     p_uncond: float = 0.1  # drop e_s and e_a together (CFG)
     p_drop_sem: float = 0.05
     p_drop_ac: float = 0.05
+    feature_memo_gb: float = 4.0  # Whisper semantic back end: keep its outputs per utterance
 
 
 ACOUSTIC_PRESETS: dict[str, dict] = {
@@ -97,6 +98,8 @@ class AcousticTask:
         if not c.semantic:
             raise ConfigError("stage 2 needs the frozen semantic tokenizer: --semantic DIR (dsatok train semantic)")
         sem = SemanticTokenizer.from_pretrained(c.semantic)
+        if sem.encoder.whisper is not None:  # frozen and deterministic: encode each utterance once
+            sem.encoder.whisper.memo_limit = int(c.feature_memo_gb * 2**30)
         if sem.codebook_size != c.decoder.sem_codebook_size or sem.frame_rate != c.decoder.sem_frame_rate:
             raise ConfigError(f"{c.semantic}: semantic codebook {sem.codebook_size} @ {sem.frame_rate} Hz does not match "
                               f"decoder.sem_codebook_size {c.decoder.sem_codebook_size} @ {c.decoder.sem_frame_rate} Hz")

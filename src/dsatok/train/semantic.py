@@ -26,6 +26,7 @@ class SemanticStageConfig:
     encoder_path: str = ""  # local transformers directory for hubert / wavlm / wav2vec2
     aux_ctc_weight: float = 0.3  # CTC on the continuous encoder output too (keeps it informative early)
     bound_weight: float = 1.0  # FSQ pre-bound penalty (see Quantizer.bound_penalty)
+    feature_memo_gb: float = 4.0  # frozen Whisper back end: keep its outputs per utterance (computed once)
 
 
 SEMANTIC_PRESETS: dict[str, dict] = {
@@ -35,8 +36,9 @@ SEMANTIC_PRESETS: dict[str, dict] = {
                        "data": {"max_frames": 6000, "num_workers": 1}}},
     # frozen pretrained Whisper encoder (CTranslate2, shipped offline) + a small conformer on top:
     # the offline stand-in for the seed's pretrained HuBERT; converges in minutes on a CPU
-    "whisper": {"model": {"backend": "whisper", "dim": 256, "layers": 3, "heads": 4},
-                "train": {"max_steps": 3000, "optim": {"lr": 1e-3, "warmup_steps": 200}, "ckpt_every": 200,
+    "whisper": {"model": {"backend": "whisper", "dim": 256, "layers": 2, "heads": 4, "dropout": 0.05,
+                          "fsq_levels": [4, 4, 4, 4, 4]},
+                "train": {"max_steps": 4000, "optim": {"lr": 2e-3, "warmup_steps": 200}, "ckpt_every": 200,
                           "eval_every": 200, "eval_batches": 8, "best_metric": "cer",
                           "data": {"max_frames": 6000, "num_workers": 1}}},
     # HuBERT-large-sized conformer (24 layers, dim 1024, 16 heads)
@@ -88,6 +90,8 @@ class SemanticTask:
             tok = SemanticTokenizer.from_encoder_dir(self.cfg.encoder_path, c)
         else:
             tok = SemanticTokenizer(c)
+            if tok.encoder.whisper is not None:
+                tok.encoder.whisper.memo_limit = int(self.cfg.feature_memo_gb * 2**30)
         return SemanticCTCModel(tok)
 
     @staticmethod
