@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 # Subcommand modules; each has ``register(subparsers)`` setting ``func`` on its parsers.
-_COMMANDS = ("bench", "codec", "corpus", "demo", "eval", "train")
+_COMMANDS = ("bench", "codec", "corpus", "demo", "eval", "lm", "train")
 
 
 class CLIError(Exception):

@@ -1,0 +1,112 @@
+"""Voice-cloning triplets (S, A, C) from a corpus, and their tokens.
+
+``S`` (content) and ``A`` (voice) are distinct utterances of different speakers of one split; ``C``
+is the **true** utterance of S's text in A's voice, synthesised with A's engine, voice and rate
+(the seed used a TTS model's output as target; our corpus can make the real thing).
+
+Layout under the corpus directory::
+
+    triplets/<split>.jsonl                      {"id", "content", "voice", "text", "target_path", ...}
+    triplets/wavs/<split>/<S>__<A>.flac         the targets C
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["build_triplets", "load_triplets", "tokenize_triplets"]
+
+
+def build_triplets(corpus: str | Path, split: str, n: int, seed: int = 0, jobs: int = 2,
+                   progress: bool = True, log=print) -> Path:
+    """Plan ``n`` triplets of ``split`` and synthesise their targets (resumable: finished targets
+    are kept, a failed one is reported and its triplet dropped). Returns the jsonl path."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from ..data.corpus import _is_complete, _job
+    from ..data.manifests import load_cuts
+    from ..data.voices import load_inventory
+
+    root = Path(corpus)
+    voices = {v.id: v for v in load_inventory(root / "voices.json")}
+    cuts = list(load_cuts(str(root), split))
+    if len({c.supervisions[0].speaker for c in cuts}) < 2:
+        raise ValueError(f"{root}: split '{split}' needs at least two speakers for triplets")
+    rng = random.Random(f"triplets-{seed}-{split}")
+    plan, seen = [], set()
+    tries = 0
+    while len(plan) < n and tries < 50 * n:
+        tries += 1
+        s, a = rng.choice(cuts), rng.choice(cuts)
+        ss, sa = s.supervisions[0], a.supervisions[0]
+        if ss.speaker == sa.speaker or ss.text == sa.text or (s.id, a.id) in seen or sa.speaker not in voices:
+            continue
+        seen.add((s.id, a.id))
+        tid = f"{s.id}__{a.id}"
+        plan.append({"id": tid, "content": s.id, "voice": a.id, "target": tid, "text": ss.text,
+                     "voice_speaker": sa.speaker, "rate": float((sa.custom or {}).get("rate", 1.0)),
+                     "target_path": f"triplets/wavs/{split}/{tid}.flac"})
+    jobs_ = [(voices[p["voice_speaker"]].to_dict(), p["text"], p["rate"], str(root / p["target_path"])) for p in plan]
+    todo = [j for j in jobs_ if not _is_complete(Path(j[3]))]
+    for j in todo:
+        Path(j[3]).parent.mkdir(parents=True, exist_ok=True)
+    failed: set[str] = set()
+    if todo:
+        with ProcessPoolExecutor(max_workers=max(1, jobs)) as ex:
+            for path, err in tqdm(ex.map(_job, todo, chunksize=4), total=len(todo), desc=f"triplets ({split})",
+                                  unit="utt", disable=not progress):
+                if err:
+                    failed.add(path)
+                    log(f"skipped: {err}")
+    ok = [p for p in plan if str(root / p["target_path"]) not in failed]
+    out = root / "triplets" / f"{split}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    tmp.write_text("".join(json.dumps(p) + "\n" for p in ok))
+    os.replace(tmp, out)
+    return out
+
+
+def load_triplets(corpus: str | Path, split: str) -> list[dict[str, Any]]:
+    p = Path(corpus) / "triplets" / f"{split}.jsonl"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no triplets (run `dsatok lm build-triplets --corpus {corpus} --split {split}`)")
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+@torch.no_grad()
+def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int = 0,
+                      progress: bool = True) -> list[dict[str, Any]]:
+    """Each triplet with ``content`` / ``voice`` / ``target`` as ``(semantic [T_s], acoustic [L, T_a])``."""
+    from tqdm import tqdm
+
+    from ..audio import load
+    from ..data.manifests import load_cuts
+
+    root = Path(corpus)
+    paths = {c.id: c.recording.sources[0].source for c in load_cuts(str(root), split)}
+    trips = load_triplets(root, split)[: limit or None]
+    cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def tok(key: str, path: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if key not in cache:
+            t = tokenizer.encode(torch.from_numpy(load(path)))[0]
+            cache[key] = (t.semantic[0], t.acoustic[0])
+        return cache[key]
+
+    out = []
+    for t in tqdm(trips, desc=f"tokens ({split})", disable=not progress):
+        p = dict(t)
+        p["content_tokens"] = tok(t["content"], paths[t["content"]])
+        p["voice_tokens"] = tok(t["voice"], paths[t["voice"]])
+        p["target_tokens"] = tok("C:" + t["id"], str(root / t["target_path"]))
+        out.append(p)
+    return out

@@ -1,0 +1,89 @@
+"""LLM voice cloning: sequence format, vocabulary extension of a local Qwen3, SFT, generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dsatok.lm.format import IGNORE, TokenLayout
+from dsatok.lm.model import SpeechLM
+
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "num_key_value_heads": 1, "head_dim": 16}
+
+
+def _utt(g, t_s, layers=2):
+    return torch.randint(0, 10, (t_s,), generator=g), torch.randint(0, 7, (layers, 2 * t_s), generator=g)
+
+
+def test_layout_masks_the_prompt_and_parses_its_own_response():
+    lay = TokenLayout(text_vocab=5, semantic_codes=10, acoustic_codes=7, acoustic_layers=2)
+    g = torch.Generator().manual_seed(0)
+    s, a, c = _utt(g, 4), _utt(g, 3), _utt(g, 5)
+    ids, labels = lay.example(s, a, c)
+    resp = lay.response(c)
+    assert ids[-len(resp):] == resp and labels[-len(resp):] == resp
+    assert all(x == IGNORE for x in labels[: -len(resp)])
+    assert min(ids) >= lay.text_vocab and max(ids) < lay.size
+    sem, ac, ended = lay.parse_response(resp)
+    assert ended and torch.equal(sem, c[0]) and torch.equal(ac, c[1])
+    sem, ac, ended = lay.parse_response(resp[:-2])  # cut mid-frame, no <eos_s>
+    assert not ended and ac.shape == (2, c[1].shape[1] - 1)
+
+
+def test_tiny_lm_learns_a_response_and_generation_always_ends():
+    from dsatok.lm.train import examples_from, train_lm
+
+    lay = TokenLayout(0, 10, 7, 1)
+    lm = SpeechLM.tiny(lay, **TINY)
+    g = torch.Generator().manual_seed(1)
+    trip = {"content_tokens": _utt(g, 3, 1), "voice_tokens": _utt(g, 2, 1), "target_tokens": _utt(g, 3, 1)}
+    ex = examples_from(lm, [trip] * 8, max_len=512)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = train_lm(lm, ex, ex[:2], f"{d}/lm", lr=1e-2, batch_size=8, max_steps=120, progress=False,
+                       log=lambda *a: None)
+        assert out["history"][-1]["dev_loss"] < 0.2
+        back = SpeechLM.from_pretrained(f"{d}/lm")
+    prompt = lay.prompt(trip["content_tokens"], trip["voice_tokens"])
+    gen = back.generate(prompt, 100, temperature=0)
+    assert not gen.hit_max and gen.ids == lay.response(trip["target_tokens"])
+    short = back.generate(prompt, 3, temperature=1.0, seed=0)
+    assert short.hit_max and len(short.ids) == 3
+
+
+def test_local_qwen3_base_gets_speech_rows_and_keeps_text_rows(tmp_path):
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    base = Qwen3ForCausalLM(Qwen3Config(vocab_size=50, tie_word_embeddings=False, **TINY))
+    base.save_pretrained(str(tmp_path / "qwen"))
+    lm = SpeechLM.from_base(tmp_path / "qwen", semantic_codes=10, acoustic_codes=7, acoustic_layers=1)
+    assert lm.layout.text_vocab == 50 and lm.lm.get_input_embeddings().weight.shape[0] == lm.layout.size
+    old = base.get_input_embeddings().weight
+    new = lm.lm.get_input_embeddings().weight
+    assert torch.equal(new[:50], old)
+    assert float((new[50:].mean(0) - old.mean(0)).norm()) < 0.5 * float(old.std()) * new.shape[1] ** 0.5
+    assert lm.lm.get_output_embeddings().weight.shape[0] == lm.layout.size
+    from dsatok.models.io import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="config.json"):
+        SpeechLM.from_base(tmp_path / "nothing", 10, 7)
+
+
+def test_triplets_pair_texts_with_other_voices(tiny_corpus):
+    import soundfile as sf
+
+    from dsatok.data.manifests import load_cuts
+    from dsatok.lm.data import build_triplets, load_triplets
+
+    build_triplets(tiny_corpus, "test", 2, jobs=1, progress=False, log=lambda *a: None)
+    trips = load_triplets(tiny_corpus, "test")
+    assert len(trips) == 2
+    sups = {c.id: c.supervisions[0] for c in load_cuts(str(tiny_corpus), "test")}
+    for t in trips:
+        s, a = sups[t["content"]], sups[t["voice"]]
+        assert t["text"] == s.text and t["voice_speaker"] == a.speaker != s.speaker
+        x, sr = sf.read(str(tiny_corpus / t["target_path"]))
+        assert sr > 0 and x.shape[0] > sr * 0.3 and float(abs(x).max()) > 0.01
