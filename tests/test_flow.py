@@ -139,3 +139,25 @@ def test_gan_losses_reach_the_right_parameters():
     gen_param.grad = None
     losses["d_loss"].backward()
     assert gen_param.grad is None and any(p.grad is not None for p in disc.parameters())
+
+
+def test_single_stream_baseline_ignores_semantic_tokens():
+    torch.manual_seed(0)
+    ac = AcousticTokenizer(AC).eval()
+    dec = FlowDecoder(dataclasses.replace(DEC, use_semantic=False)).eval()
+    for p in dec.parameters():
+        if p.dim() > 1 and float(p.abs().sum()) == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    wav = torch.randn(1, 16000) * 0.1
+    q, _, lens = ac.quantize(wav, torch.tensor([16000]))
+    outs = []
+    for seed in (0, 1):
+        sem = torch.randint(0, 1000, (1, 25), generator=torch.Generator().manual_seed(seed))
+        ctx = dec.prepare(sem, torch.tensor([100]), 100, q, lens)
+        outs.append(sample(dec, ctx, 100, steps=2, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(outs[0], outs[1])
+    # the full model does listen to them
+    _, full = _parts()
+    a = [sample(full, full.prepare(torch.full((1, 25), v), torch.tensor([100]), 100, q, lens), 100, steps=2,
+                generator=torch.Generator().manual_seed(0)) for v in (3, 700)]
+    assert not torch.allclose(a[0], a[1])

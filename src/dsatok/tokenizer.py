@@ -112,9 +112,14 @@ class DSATokenizer(nn.Module):
         return self.acoustic.cfg.fsq_layers
 
     @property
+    def single_stream(self) -> bool:
+        """True for the acoustic-only baseline (its decoder ignores semantic tokens)."""
+        return not self.decoder.cfg.use_semantic
+
+    @property
     def bitrate(self) -> float:
-        """Bits per second of both streams together."""
-        return self.semantic.bitrate + self.acoustic.bitrate
+        """Bits per second of the streams the decoder uses (acoustic only for the single-stream baseline)."""
+        return self.acoustic.bitrate + (0.0 if self.single_stream else self.semantic.bitrate)
 
     @property
     def fingerprint(self) -> str:
@@ -378,6 +383,8 @@ class DSATokenizer(nn.Module):
 
     def recombine_tokens(self, content: Tokens, voice: Tokens) -> Tokens:
         """Semantic tokens of ``content`` with the acoustic tokens of ``voice`` (item-wise; lengths may differ)."""
+        if self.single_stream:
+            raise ValueError("this is a single-stream model (acoustic tokens only): it cannot recombine")
         self.check_tokens(content, "content")
         self.check_tokens(voice, "voice")
         if len(content) != len(voice):

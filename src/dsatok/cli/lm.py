@@ -88,6 +88,8 @@ def _train(a: argparse.Namespace) -> int:
 
     tok = _tokenizer(a.model)
     sem_codes, ac_codes = tok.codebook_sizes
+    if tok.single_stream:
+        sem_codes = 0  # the baseline's sequences hold acoustic symbols only
     if a.base_model:
         lm = SpeechLM.from_base(a.base_model, sem_codes, ac_codes, tok.acoustic_layers)
     else:
@@ -131,7 +133,7 @@ def _eval(a: argparse.Namespace) -> int:
     from ..eval.speaker import cosine
     from ..eval.tables import load_evaluators
     from ..eval.text import wer
-    from ..lm.clone import clone_tokens
+    from ..lm.clone import clone_tokens, decode_generated
     from ..lm.data import tokenize_triplets
     from ..lm.model import SpeechLM
 
@@ -149,12 +151,12 @@ def _eval(a: argparse.Namespace) -> int:
                                   top_k=a.top_k, seed=i)
         hit += int(h)
         refs.append(t["text"])
-        if sem.numel() == 0 or ac.shape[-1] == 0:
+        wt = decode_generated(tok, sem, ac)
+        if wt is None:
             empty += 1
             hyps.append("")
             continue
-        n = int(round(sem.numel() * tok.sample_rate / tok.frame_rates[0]))
-        w = tok.decode(tok._pack([sem], [ac], [n]))[0].numpy()
+        w = wt.numpy()
         hyps.append(ev.asr.transcribe(w))
         e = ev.speaker.embed(w)
         sims.append(cosine(e, ev.speaker.embed(load(paths[t["voice"]]))))

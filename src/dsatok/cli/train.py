@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             s.add_argument("--semantic", default="", help="exported semantic tokenizer directory (stage 1)")
             s.add_argument("--no-speaker-loss", action="store_true", help="ablation: no speaker-consistency loss")
             s.add_argument("--no-recombination", action="store_true", help="ablation: reconstruction batches only")
+            s.add_argument("--single-stream", action="store_true",
+                           help="baseline: acoustic tokens only (decoder ignores the semantic stream; no recombination)")
         s.set_defaults(func=_run)
 
 
@@ -47,8 +49,10 @@ def _run(a: argparse.Namespace) -> int:
         kw["semantic"] = a.semantic
         if a.no_speaker_loss:
             ov.append("speaker_loss=false")
-        if a.no_recombination:
+        if a.no_recombination or a.single_stream:
             ov.append("recombination=false")
+        if a.single_stream:
+            ov.append("decoder.use_semantic=false")
     if a.stage == "dasheng":
         if a.dasheng_path:
             ov.append(f"dasheng_path={a.dasheng_path}")

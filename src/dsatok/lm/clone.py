@@ -9,7 +9,7 @@ import torch
 
 from .model import SpeechLM
 
-__all__ = ["CloneResult", "clone_tokens", "clone"]
+__all__ = ["CloneResult", "clone_tokens", "clone", "decode_generated"]
 
 
 @dataclasses.dataclass
@@ -33,11 +33,27 @@ def clone_tokens(lm: SpeechLM, content: tuple[torch.Tensor, torch.Tensor], voice
 @torch.no_grad()
 def clone(tokenizer: Any, lm: SpeechLM, content_wav: torch.Tensor, voice_wav: torch.Tensor, **kw: Any) -> CloneResult:
     """Encode both inputs, generate C's tokens, decode them (``kw``: generation options)."""
+    single = bool(getattr(tokenizer, "single_stream", False))
     c = tokenizer.encode(content_wav)[0]
     v = tokenizer.encode(voice_wav)[0]
-    sem, ac, hit = clone_tokens(lm, (c.semantic[0], c.acoustic[0]), (v.semantic[0], v.acoustic[0]), **kw)
-    if sem.numel() == 0 or ac.shape[-1] == 0:
-        return CloneResult(None, sem, ac, hit)
-    hop = tokenizer.sample_rate / tokenizer.frame_rates[0]
-    toks = tokenizer._pack([sem], [ac], [int(round(sem.numel() * hop))])
-    return CloneResult(tokenizer.decode(toks)[0], sem, ac, hit)
+
+    def pair(t):
+        return (t.semantic[0, :0] if single else t.semantic[0]), t.acoustic[0]
+
+    sem, ac, hit = clone_tokens(lm, pair(c), pair(v), **kw)
+    wav = decode_generated(tokenizer, sem, ac)
+    return CloneResult(wav, sem, ac, hit)
+
+
+def decode_generated(tokenizer: Any, sem: torch.Tensor, ac: torch.Tensor) -> torch.Tensor | None:
+    """Decode generated tokens; the output length follows the semantic stream (DSA) or, for the
+    single-stream baseline, the acoustic one (its semantic stream is a placeholder)."""
+    single = bool(getattr(tokenizer, "single_stream", False))
+    if ac.shape[-1] == 0 or (not single and sem.numel() == 0):
+        return None
+    if single:
+        n = int(round(ac.shape[-1] * tokenizer.sample_rate / tokenizer.frame_rates[1]))
+        sem = torch.zeros(max(1, int(round(n / tokenizer.sample_rate * tokenizer.frame_rates[0]))), dtype=torch.long)
+    else:
+        n = int(round(sem.numel() * tokenizer.sample_rate / tokenizer.frame_rates[0]))
+    return tokenizer.decode(tokenizer._pack([sem], [ac], [n]))[0]

@@ -95,11 +95,13 @@ def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int
     paths = {c.id: c.recording.sources[0].source for c in load_cuts(str(root), split)}
     trips = load_triplets(root, split)[: limit or None]
     cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    single = bool(getattr(tokenizer, "single_stream", False))  # baseline: no semantic symbols in the sequence
 
     def tok(key: str, path: str) -> tuple[torch.Tensor, torch.Tensor]:
         if key not in cache:
             t = tokenizer.encode(torch.from_numpy(load(path)))[0]
-            cache[key] = (t.semantic[0], t.acoustic[0])
+            sem = t.semantic[0, :0] if single else t.semantic[0]
+            cache[key] = (sem, t.acoustic[0])
         return cache[key]
 
     out = []

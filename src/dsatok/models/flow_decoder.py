@@ -50,6 +50,7 @@ class DecoderConfig:
     ac_strides: tuple[int, ...] = (1, 1, 2)  # mirror of the acoustic encoder's [2, 1, 1]
     mel_mean: float = -5.0  # mel normalisation for the flow (log-mel units)
     mel_std: float = 2.5
+    use_semantic: bool = True  # False: the single-stream baseline (acoustic tokens only, e_s always dropped)
 
     def __post_init__(self) -> None:
         if len(self.ac_dec_dims) != len(self.ac_strides) + 1:
@@ -142,7 +143,9 @@ class FlowDecoder(nn.Module):
                 drop_ac: torch.Tensor | None = None) -> DecoderContext:
         """Build the time-independent context. ``drop_sem`` / ``drop_ac [B]`` bool: CFG drop-out."""
         sem = self.semantic_features(sem_idx, t_mel)
-        if drop_sem is not None:
+        if not self.cfg.use_semantic:
+            sem = torch.zeros_like(sem)
+        elif drop_sem is not None:
             sem = sem * (~drop_sem).to(sem.dtype)[:, None, None]
         ctx, ctx_mask = self.acoustic_context(ac_q, ac_lens, visible)
         if drop_ac is not None:
