@@ -22,7 +22,7 @@ from ..audio import MelFrontend, lengths_to_mask
 from ..config import ConfigError, MelConfig
 from ..models.dasheng import DASHENG_PRESETS, DashengConfig, DashengTokenizer
 from .config import TrainConfig, load_stage_config
-from .gan import Discriminators, gan_losses
+from .gan import Discriminators, GANModel, gan_losses
 
 __all__ = ["DashengStageConfig", "DashengTask", "DASHENG_STAGE_PRESETS", "run"]
 
@@ -59,15 +59,6 @@ DASHENG_STAGE_PRESETS: dict[str, dict] = {
 }
 
 
-class _GANModel(nn.Module):
-    def __init__(self, tok: DashengTokenizer, disc: Discriminators) -> None:
-        super().__init__()
-        self.tok, self.disc = tok, disc
-
-    def forward(self, fn, *args):
-        """Run ``fn(self, *args)`` inside the (DDP-wrapped) forward, so gradient sync hooks fire."""
-        return fn(self, *args)
-
 
 class DashengTask:
     """:class:`~dsatok.train.engine.Task` for the DashengTokenizer."""
@@ -96,7 +87,7 @@ class DashengTask:
             from ..models.dasheng import load_dasheng_weights
 
             load_dasheng_weights(tok.semantic, c.dasheng_path)
-        return _GANModel(tok, Discriminators(c.mpd_channels, c.mrd_channels))
+        return GANModel(tok, Discriminators(c.mpd_channels, c.mrd_channels))
 
     def _window(self, z, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Random ``segment_frames`` window of latents ``[B, S, D]`` (and their semantic part) with
@@ -117,10 +108,10 @@ class DashengTask:
     def training_step(self, model, batch, step):
         return model(self._loss, batch, step)
 
-    def _loss(self, m: _GANModel, batch, step: int):
-        z = m.tok.encode(batch.wav, batch.wav_lens)
+    def _loss(self, m: GANModel, batch, step: int):
+        z = m.gen.encode(batch.wav, batch.wav_lens)
         uni, sem, real = self._window(z, batch.wav)
-        fake = m.tok.decoder(uni.transpose(1, 2))
+        fake = m.gen.decoder(uni.transpose(1, 2))
         mel_real, _ = self.fe(real)
         mel_fake, _ = self.fe.compute(fake)
         mel_l1 = F.l1_loss(mel_fake, mel_real)
@@ -137,10 +128,10 @@ class DashengTask:
     @torch.no_grad()
     def eval_step(self, model, batch) -> dict[str, float]:
         m = model.module if hasattr(model, "module") else model
-        z = m.tok.encode(batch.wav, batch.wav_lens)
+        z = m.gen.encode(batch.wav, batch.wav_lens)
         out: dict[str, float] = {}
         for name, lat in (("", z.unified), ("sem_", z.semantic)):
-            fake = m.tok.decode(lat)
+            fake = m.gen.decode(lat)
             n = z.lengths * SAMPLES_PER_FRAME
             real = batch.wav[:, : fake.shape[-1]]
             mel_r, lens = self.fe(real, n)
@@ -153,12 +144,12 @@ class DashengTask:
         from .media import log_audio
 
         m = model.module if hasattr(model, "module") else model
-        z = m.tok.encode(batch.wav[:1], batch.wav_lens[:1])
-        log_audio(writer, "dasheng/audio", m.tok.decode(z.unified)[0], step, 16000)
+        z = m.gen.encode(batch.wav[:1], batch.wav_lens[:1])
+        log_audio(writer, "dasheng/audio", m.gen.decode(z.unified)[0], step, 16000)
 
     def export(self, model, out_dir: Path) -> None:
         m = model.module if hasattr(model, "module") else model
-        m.tok.save_pretrained(out_dir)
+        m.gen.save_pretrained(out_dir)
 
 
 def run(corpus: str, preset: str = "dsa", semantic: str | None = None, config: str | None = None,

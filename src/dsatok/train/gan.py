@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["MultiPeriodDiscriminator", "MultiResolutionDiscriminator", "Discriminators", "gan_losses"]
+__all__ = ["MultiPeriodDiscriminator", "MultiResolutionDiscriminator", "Discriminators", "GANModel", "gan_losses"]
 
 
 class _PeriodD(nn.Module):
@@ -106,3 +106,15 @@ def gan_losses(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> dict[
              for (_, rfs), (_, gfs) in zip(d_real, g_out) for rf, gf in zip(rfs, gfs)) / max(1, len(g_out))
     n = len(d_real)
     return {"d_loss": d_loss / n, "g_adv": g_adv / n, "fm": fm}
+
+
+class GANModel(nn.Module):
+    """A generator and its discriminators as one module (``gen``, ``disc``)."""
+
+    def __init__(self, gen: nn.Module, disc: nn.Module) -> None:
+        super().__init__()
+        self.gen, self.disc = gen, disc
+
+    def forward(self, fn, *args):
+        """Run ``fn(self, *args)`` inside the (DDP-wrapped) forward, so gradient sync hooks fire."""
+        return fn(self, *args)

@@ -13,7 +13,7 @@ from torch import nn
 from ..audio import MelFrontend, lengths_to_mask
 from ..models.vocoder import VOCODER_PRESETS, VocoderConfig, VocosVocoder
 from .config import TrainConfig, load_stage_config
-from .gan import Discriminators, gan_losses
+from .gan import Discriminators, GANModel, gan_losses
 
 __all__ = ["VocoderStageConfig", "VocoderTask", "VOCODER_STAGE_PRESETS"]
 
@@ -41,15 +41,6 @@ VOCODER_STAGE_PRESETS: dict[str, dict] = {
 }
 
 
-class _GANModel(nn.Module):
-    def __init__(self, gen: VocosVocoder, disc: Discriminators) -> None:
-        super().__init__()
-        self.gen, self.disc = gen, disc
-
-    def forward(self, fn, *args):
-        """Run ``fn(self, *args)`` inside the (DDP-wrapped) forward, so gradient sync hooks fire."""
-        return fn(self, *args)
-
 
 class VocoderTask:
     def __init__(self, cfg: VocoderStageConfig) -> None:
@@ -57,7 +48,7 @@ class VocoderTask:
         self.fe = MelFrontend(cfg.model.mel)
 
     def build_model(self) -> nn.Module:
-        return _GANModel(VocosVocoder(self.cfg.model), Discriminators(self.cfg.mpd_channels, self.cfg.mrd_channels))
+        return GANModel(VocosVocoder(self.cfg.model), Discriminators(self.cfg.mpd_channels, self.cfg.mrd_channels))
 
     def _crop(self, wav: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         hop = self.cfg.model.mel.hop_length
@@ -72,7 +63,7 @@ class VocoderTask:
     def training_step(self, model, batch, step):
         return model(self._loss, batch, step)
 
-    def _loss(self, m: _GANModel, batch, step: int):
+    def _loss(self, m: GANModel, batch, step: int):
         real = self._crop(batch.wav, batch.wav_lens)
         mel, _ = self.fe(real)
         fake = m.gen(mel)
