@@ -284,7 +284,8 @@ class DashengTokenizer(nn.Module):
         """Frozen semantic embedding ``[B, T, D]`` and valid frames ``[B]``."""
         if self.semantic is not None:
             return self.semantic(wav, lens)
-        return self._dsa[0].encoder(wav, lens)
+        sem = self._dsa[0].to(wav.device)  # kept outside the module tree: follow the input's device
+        return sem.encoder(wav, lens)
 
     def acoustic_features(self, wav: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """``LN(W · mel_patch)``: ``[B, T, D]`` with ``T = frames // 4``."""
