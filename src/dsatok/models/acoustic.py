@@ -89,6 +89,11 @@ class AcousticTokenizer(nn.Module):
         The mel is extended with silence (the log floor) by the encoder's receptive field, so the
         last tokens of an utterance see silence after it whether it is alone or padded in a batch.
         """
+        q, idx, lens, _ = self.quantize_mel_latent(mel, mel_lens)
+        return q, idx, lens
+
+    def quantize_mel_latent(self, mel: torch.Tensor, mel_lens: torch.Tensor):
+        """:meth:`quantize_mel` plus the pre-FSQ latent ``[B, T_a, D]`` (for the bound penalty in training)."""
         t_out = -(-mel.shape[-1] // self.cfg.stride)
         margin = -(-self.encoder.receptive_field // self.cfg.stride) * self.cfg.stride
         mel = F.pad(mel, (0, margin), value=math.log(self.cfg.mel.log_floor))
@@ -96,7 +101,7 @@ class AcousticTokenizer(nn.Module):
         q, idx = self.fsq(h)
         lens = self.token_lengths(mel_lens)
         mask = lengths_to_mask(lens, idx.shape[-1])
-        return q * mask[..., None], idx.masked_fill(~mask[:, None], 0), lens
+        return q * mask[..., None], idx.masked_fill(~mask[:, None], 0), lens, h
 
     def quantize(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mel, mel_lens = self.mel(wav, wav_lens)

@@ -44,6 +44,8 @@ class AcousticStageConfig:
     p_uncond: float = 0.1  # drop e_s and e_a together (CFG)
     p_drop_sem: float = 0.05
     p_drop_ac: float = 0.05
+    bound_weight: float = 1.0  # acoustic FSQ pre-bound penalty: without it |z| drifted to ~14 and the
+    # tokens collapsed to a handful of saturated codes per utterance (the decoder then ignored them)
     feature_memo_gb: float = 4.0  # Whisper semantic back end: keep its outputs per utterance
 
 
@@ -120,7 +122,7 @@ class AcousticTask:
         b, _, t = mel.shape
         with torch.no_grad():
             sem_idx, _ = m.semantic.encode(wav, lens)
-        ac_q, _, ac_lens = m.acoustic.quantize_mel(mel, mel_lens)
+        ac_q, _, ac_lens, ac_h = m.acoustic.quantize_mel_latent(mel, mel_lens)
         valid = lengths_to_mask(mel_lens, t)
         dev = mel.device
         recomb = train and c.recombination and bool(torch.rand(()) < c.recomb_prob)
@@ -146,6 +148,10 @@ class AcousticTask:
         fm = flow_loss(v, x1 - x0, loss_mask)
         loss = fm
         logs = {"flow": float(fm), "recomb": float(recomb)}
+        if c.bound_weight > 0:
+            bound = m.acoustic.fsq.bound_penalty(ac_h)
+            loss = loss + c.bound_weight * bound
+            logs["bound"] = float(bound)
         if c.speaker_loss and c.spk_weight > 0:
             ref = torch.stack([self.spk[i] for i in batch.ids]).to(dev)
             amask = lengths_to_mask(ac_lens, ac_q.shape[1])
