@@ -110,10 +110,17 @@ def test_stage2_task_trains_and_exports(tiny_corpus, tmp_path):
     assert out["step"] == 6 and out["skipped_updates"] == 0
     for part in ("semantic", "acoustic", "decoder"):
         assert (tmp_path / "run" / "final" / part / "model.safetensors").is_file()
-    FlowDecoder.from_pretrained(tmp_path / "run" / "final" / "decoder")
+    final = FlowDecoder.from_pretrained(tmp_path / "run" / "final" / "decoder")
+    from dsatok.train.engine import export_checkpoint
+
+    export_checkpoint(AcousticTask(cfg, spk), tmp_path / "run" / "checkpoints" / "step-00000006", tmp_path / "ck")
+    again = FlowDecoder.from_pretrained(tmp_path / "ck" / "decoder")
+    for (k, v), (_, w) in zip(final.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(v, w), k  # the last checkpoint exports the same weights as final/
     import json
     logs = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     logs = [l for l in logs if "loss" in l]
+    assert all(l["bound"] >= 0 for l in logs)  # the acoustic FSQ's pre-bound penalty is part of the loss
     assert logs and {0.0, 1.0} >= {l["recomb"] for l in logs} and all(0 <= l["spk"] <= 2 for l in logs)
 
 

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_recombine)
 
     p = sub.add_parser("export", help="assemble a model directory from a stage-2 export and a vocoder")
-    p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final: semantic/, acoustic/, decoder/)")
+    p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final) or a training checkpoint (RUN/checkpoints/step-N)")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
     p.add_argument("--vocoder", default="griffinlim", help="vocoder export directory, or 'griffinlim'")
     p.add_argument("--steps", type=int, default=16, help="default ODE steps stored with the model")
@@ -184,7 +184,22 @@ def plot_recombination(model, content: str, voice: str, out_wav, png: str, targe
 def cmd_export(a: argparse.Namespace) -> int:
     from ..tokenizer import DecodeOptions, DSATokenizer
 
-    m = DSATokenizer.from_parts(a.stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
+    stage2 = Path(a.stage2)
+    if (stage2 / "state.pt").is_file():  # a training checkpoint: export its (EMA) weights first
+        import dataclasses
+        import tempfile
+
+        from ..train.acoustic import ACOUSTIC_PRESETS, AcousticStageConfig, AcousticTask
+        from ..train.config import load_config
+        from ..train.engine import export_checkpoint
+
+        run_cfg = stage2.parent.parent / "config.json"
+        if not run_cfg.is_file():
+            raise FileNotFoundError(f"{stage2}: no run config at {run_cfg}")
+        cfg = dataclasses.replace(load_config(AcousticStageConfig, run_cfg), speaker_loss=False)
+        tmp = tempfile.mkdtemp(prefix="dsatok-export-")
+        stage2 = export_checkpoint(AcousticTask(cfg), stage2, tmp)
+    m = DSATokenizer.from_parts(stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
     m.save_pretrained(a.out)
     print(json.dumps({"model": a.out, **m.info()}, indent=1))
     return 0

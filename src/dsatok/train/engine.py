@@ -343,3 +343,25 @@ def _broadcast(acc: Any, obj: Any) -> Any:
     box = [obj]
     torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def export_checkpoint(task: Task, checkpoint: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
+    """Inference weights of one training checkpoint (EMA weights when it has them) via ``task.export``.
+
+    For a run that was stopped before it wrote ``final/``, or to compare checkpoints.
+    """
+    from .checkpoint import load_checkpoint, verify
+
+    path = Path(checkpoint)
+    verify(path)
+    model_state, st = load_checkpoint(path)
+    model = task.build_model()
+    model.load_state_dict(model_state, strict=True)
+    if use_ema and st.get("ema"):
+        ema = EMA(model, st["ema"]["decay"])
+        ema.load_state_dict(st["ema"])
+        ema.copy_to(model)
+    model.eval()
+    out = Path(out_dir)
+    task.export(model, out)
+    return out
