@@ -189,7 +189,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         import dataclasses
         import tempfile
 
-        from ..train.acoustic import ACOUSTIC_PRESETS, AcousticStageConfig, AcousticTask
+        from ..train.acoustic import AcousticStageConfig, AcousticTask
         from ..train.config import load_config
         from ..train.engine import export_checkpoint
 
@@ -197,9 +197,11 @@ def cmd_export(a: argparse.Namespace) -> int:
         if not run_cfg.is_file():
             raise FileNotFoundError(f"{stage2}: no run config at {run_cfg}")
         cfg = dataclasses.replace(load_config(AcousticStageConfig, run_cfg), speaker_loss=False)
-        tmp = tempfile.mkdtemp(prefix="dsatok-export-")
-        stage2 = export_checkpoint(AcousticTask(cfg), stage2, tmp)
-    m = DSATokenizer.from_parts(stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
+        with tempfile.TemporaryDirectory(prefix="dsatok-export-") as tmp:
+            export_checkpoint(AcousticTask(cfg), stage2, tmp)
+            m = DSATokenizer.from_parts(tmp, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
+    else:
+        m = DSATokenizer.from_parts(stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
     m.save_pretrained(a.out)
     print(json.dumps({"model": a.out, **m.info()}, indent=1))
     return 0

@@ -112,15 +112,15 @@ def _linear_probe(a: argparse.Namespace) -> int:
     from ..eval.linear_probe import dasheng_reps, dsa_reps, markdown, probe_suite, write_report
 
     t0 = time.perf_counter()
-    reps = {}
+    reps = []
     if a.dasheng:
         from ..models.dasheng import DashengTokenizer
 
-        reps.update(dasheng_reps(DashengTokenizer.from_pretrained(a.dasheng)))
+        reps.append(dasheng_reps(DashengTokenizer.from_pretrained(a.dasheng)))
     if a.model != "none":
         from ..tokenizer import DSATokenizer
 
-        reps.update(dsa_reps(DSATokenizer.from_pretrained(a.model)))
+        reps.append(dsa_reps(DSATokenizer.from_pretrained(a.model)))
     tasks = tuple(t for t in a.tasks.split(",") if t)
     rows = probe_suite(reps, a.corpus, tasks, limit=a.limit, epochs=a.epochs, progress=not a.quiet)
     meta = {"corpus": str(a.corpus), "dasheng": a.dasheng, "model": a.model, "limit": a.limit, "epochs": a.epochs,

@@ -38,8 +38,8 @@ __all__ = ["TASKS", "NOISES", "make_noise", "labels_for", "linear_probe", "probe
 
 TASKS = ("speaker", "gender", "engine", "rate", "pitch", "keyword", "noise")
 NOISES = ("none", "white", "pink", "brown", "hum")
-#: wav [N] (16 kHz) -> frames [T, D]
-Representation = Callable[[torch.Tensor], torch.Tensor]
+#: wav [N] (16 kHz) -> {representation name: frames [T, D]} (one encoding serves several rows)
+Representation = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 
 def make_noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
@@ -162,7 +162,7 @@ def _items(corpus: str | Path, limit: int, seed: int) -> list[_Item]:
 
 
 @torch.no_grad()
-def probe_suite(reps: dict[str, Representation], corpus: str | Path, tasks: tuple[str, ...] = TASKS,
+def probe_suite(reps: list[Representation], corpus: str | Path, tasks: tuple[str, ...] = TASKS,
                 limit: int = 400, epochs: int = 100, seed: int = 0, progress: bool = True) -> list[dict]:
     """Probe every representation on every task; one row per (representation, task).
 
@@ -176,10 +176,14 @@ def probe_suite(reps: dict[str, Representation], corpus: str | Path, tasks: tupl
     items = _items(corpus, limit, seed)
     firsts = Counter(_first_word(i.sup.text) for i in items if i.split == "train")
     keywords = [w for w, _ in firsts.most_common(8)]
+    pooled: dict[str, list[torch.Tensor]] = {}
+    for rep in reps:
+        for i in tqdm(items, desc="encode", disable=not progress):
+            for name, frames in rep(torch.from_numpy(i.wav)).items():
+                pooled.setdefault(name, []).append(pool(frames))
     rows = []
-    for rep_name, rep in reps.items():
-        vecs = torch.stack([pool(rep(torch.from_numpy(i.wav))) for i in
-                            tqdm(items, desc=f"encode ({rep_name})", disable=not progress)])
+    for rep_name, vec_list in pooled.items():
+        vecs = torch.stack(vec_list)
         for task in tasks:
             if task == "speaker":
                 sel = [k for k, i in enumerate(items) if i.split in ("dev", "test")]
@@ -203,32 +207,26 @@ def probe_suite(reps: dict[str, Representation], corpus: str | Path, tasks: tupl
     return rows
 
 
-def dasheng_reps(model: Any) -> dict[str, Representation]:
-    """Semantic-only, acoustic-only and unified latents of a :class:`DashengTokenizer`."""
+def dasheng_reps(model: Any) -> Representation:
+    """Semantic-only, acoustic-only and unified latents of a :class:`DashengTokenizer` (one encode)."""
 
-    def one(kind: str) -> Representation:
-        def fn(wav: torch.Tensor) -> torch.Tensor:
-            z = model.encode(wav[None])
-            n = max(1, int(z.lengths[0]))
-            return getattr(z, kind)[0, :n]
+    def fn(wav: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = model.encode(wav[None])
+        n = max(1, int(z.lengths[0]))
+        return {f"dasheng_{k}": getattr(z, k)[0, :n] for k in ("semantic", "acoustic", "unified")}
 
-        return fn
-
-    return {f"dasheng_{k}": one(k) for k in ("semantic", "acoustic", "unified")}
+    return fn
 
 
-def dsa_reps(model: Any) -> dict[str, Representation]:
-    """The DSA tokenizer's semantic and acoustic tokens as their codebook vectors ``[T, D]``."""
+def dsa_reps(model: Any) -> Representation:
+    """The DSA tokenizer's semantic and acoustic tokens as their codebook vectors ``[T, D]`` (one encode)."""
 
-    def sem(wav: torch.Tensor) -> torch.Tensor:
+    def fn(wav: torch.Tensor) -> dict[str, torch.Tensor]:
         t = model.encode(wav)
-        return model.semantic.embed(t.semantic[:, : int(t.semantic_lengths[0])])[0]
+        return {"dsa_semantic_tokens": model.semantic.embed(t.semantic[:, : int(t.semantic_lengths[0])])[0],
+                "dsa_acoustic_tokens": model.acoustic.embed(t.acoustic[..., : int(t.acoustic_lengths[0])])[0]}
 
-    def ac(wav: torch.Tensor) -> torch.Tensor:
-        t = model.encode(wav)
-        return model.acoustic.embed(t.acoustic[..., : int(t.acoustic_lengths[0])])[0]
-
-    return {"dsa_semantic_tokens": sem, "dsa_acoustic_tokens": ac}
+    return fn
 
 
 def markdown(rows: list[dict]) -> str:

@@ -39,28 +39,12 @@ class Quantizer(nn.Module):
         else:
             self.fsq = ResidualFSQ(dim=dim, levels=list(levels), num_quantizers=layers)
 
-    def forward(self, x: torch.Tensor, bypass: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """``bypass``: in training, the probability that an item skips rounding (Mimi's
-        quantisation dropout): it passes the bounded continuous code, so gradients reach the
-        encoder undisturbed by rounding noise. Indices are always those of the rounded codes."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(x.device.type, enabled=False):
             q, idx = self.fsq(x.float())
-            if bypass > 0 and self.training and self.layers == 1:
-                keep = torch.rand(x.shape[0], 1, 1, device=x.device) < bypass
-                q = torch.where(keep, self._continuous(x.float()), q)
         idx = idx.long()
         idx = idx[:, None] if self.layers == 1 else idx.permute(0, 2, 1)
         return q.to(x.dtype), idx
-
-    def _continuous(self, x: torch.Tensor) -> torch.Tensor:
-        """FSQ's projection and tanh bound without the rounding: ``[B, T, D] -> [B, T, D]``."""
-        f = self.fsq
-        z = f.project_in(x)
-        levels = f._levels.to(z)
-        half_l = (levels - 1) * (1 + 1e-3) / 2
-        offset = torch.where(f._levels % 2 == 0, 0.5, 0.0).to(z)
-        bounded = torch.tanh(z + torch.atanh(offset / half_l)) * half_l - offset
-        return f.project_out(bounded / (f._levels // 2).to(z))
 
     def bound_penalty(self, x: torch.Tensor, limit: float = 2.0) -> torch.Tensor:
         """Mean squared excess of the pre-bound projection ``|z|`` over ``limit``.
