@@ -74,6 +74,20 @@ def test_sigkill_and_resume_equals_unbroken(tiny_corpus, tmp_path):
     assert "step-00000016" in kept and len(kept) <= 3  # keep_last=2 plus the best
 
 
+def test_time_limit_stops_with_a_resumable_checkpoint(tiny_corpus, tmp_path, monkeypatch):
+    import tiny_task
+
+    monkeypatch.setenv("DSATOK_TEST_STEP_DELAY", "0.2")
+    out = tiny_task.run(str(tiny_corpus), str(tmp_path / "r"), 40, extra=("time_limit_s=0.5",))
+    stopped = out["step"]
+    assert 1 <= stopped < 40
+    assert (tmp_path / "r" / "checkpoints" / f"step-{stopped:08d}").is_dir()  # off the ckpt_every grid too
+    assert (tmp_path / "r" / "final" / "model.safetensors").is_file()
+    monkeypatch.setenv("DSATOK_TEST_STEP_DELAY", "0")
+    again = tiny_task.run(str(tiny_corpus), str(tmp_path / "r"), 12)
+    assert again["step"] == 12 and min(_losses(tmp_path / "r")) == 1
+
+
 def test_corrupt_checkpoint_falls_back_to_previous(tiny_corpus, tmp_path):
     run = tmp_path / "r"
     _run(tiny_corpus, run, 10)

@@ -45,7 +45,8 @@ class TinyMelTask:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / "model.safetensors"))
 
 
-def run(corpus: str, run_dir: str, max_steps: int, workers: int = 0, ckpt_every: int = 5, ema: float = 0.9) -> dict:
+def run(corpus: str, run_dir: str, max_steps: int, workers: int = 0, ckpt_every: int = 5, ema: float = 0.9,
+        extra: tuple[str, ...] = ()) -> dict:
     from dsatok.train.config import TrainConfig, load_config
     from dsatok.train.data import corpus_batches
     from dsatok.train.engine import Trainer
@@ -55,7 +56,7 @@ def run(corpus: str, run_dir: str, max_steps: int, workers: int = 0, ckpt_every:
                                               "eval_every=4", "eval_batches=2", "log_every=2", "keep_last=2",
                                               f"ema_decay={ema}", "optim.warmup_steps=3", "optim.lr=0.003",
                                               f"data.corpus={corpus}", f"data.num_workers={workers}",
-                                              "data.max_frames=2500", "data.max_duration=10", "data.num_buckets=2"])
+                                              "data.max_frames=2500", "data.max_duration=10", "data.num_buckets=2", *extra])
     batches, dev_batches = corpus_batches(cfg.data, seed=cfg.seed)
     return Trainer(TinyMelTask(), cfg, batches, dev_batches, progress=False, log=lambda *a: print(*a, flush=True)).fit()
 

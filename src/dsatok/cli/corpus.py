@@ -50,6 +50,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=_voices)
 
+    k = cs.add_parser("pack", help="pack corpus splits with precomputed semantic tokens and speaker embeddings "
+                                   "(train where the corpus, lhotse or CTranslate2 are not installed)")
+    k.add_argument("corpus")
+    k.add_argument("out", help="pack directory to write")
+    k.add_argument("--splits", default="train,dev", help="comma list of splits (default train,dev)")
+    k.add_argument("--semantic", default="", help="exported semantic tokenizer whose tokens are stored")
+    k.add_argument("--speaker-encoder", default="resemblyzer", help="speaker encoder spec, or 'none'")
+    k.add_argument("--codec", default="flac", choices=["flac", "opus"], help="flac (lossless) or opus (lossy, smaller)")
+    k.add_argument("--opus-level", type=float, default=0.9, help="opus compression level 0..1 (0: ~250 kb/s; 0.9: ~30 kb/s)")
+    k.add_argument("--limit", type=int, default=0, help="at most this many utterances per split (0: all)")
+    k.add_argument("--quiet", action="store_true")
+    k.set_defaults(func=_pack)
+
 
 def _build(a: argparse.Namespace) -> int:
     from ..data.corpus import BuildOptions, build_corpus
@@ -85,6 +98,17 @@ def _import(a: argparse.Namespace) -> int:
     meta = import_lhotse(src, a.out, **kw) if src.is_dir() else import_tsv(src, a.out, **kw)
     print(json.dumps(meta["counts"]))
     return 1 if meta.get("skipped") else 0
+
+
+def _pack(a: argparse.Namespace) -> int:
+    from ..train.pack import build_pack
+
+    enc = None if a.speaker_encoder.lower() == "none" else a.speaker_encoder
+    out = build_pack(a.corpus, a.out, splits=tuple(s for s in a.splits.split(",") if s), semantic=a.semantic or None,
+                     speaker_encoder=enc, codec=a.codec, opus_level=a.opus_level, limit=a.limit,
+                     progress=not a.quiet)
+    print(json.dumps(out))
+    return 0
 
 
 def _report(a: argparse.Namespace) -> int:

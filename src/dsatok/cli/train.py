@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
+        s.add_argument("--pack", default="", help="training pack (dsatok corpus pack) instead of --corpus")
         if stage == "semantic":
             s.add_argument("--encoder-path", default="", help="local transformers hubert/wavlm/wav2vec2 directory")
         if stage == "dasheng":
@@ -42,6 +43,8 @@ def _run(a: argparse.Namespace) -> int:
     ov = list(a.overrides)
     if a.run_dir:
         ov.insert(0, f"train.run_dir={a.run_dir}")
+    if a.pack:
+        ov.append(f"train.data.pack={a.pack}")
     kw = {}
     if a.stage == "semantic":
         kw["encoder_path"] = a.encoder_path

@@ -65,10 +65,11 @@ ACOUSTIC_PRESETS: dict[str, dict] = {
 class Stage2Model(nn.Module):
     """Frozen semantic tokenizer + trainable acoustic tokenizer, decoder and speaker pooling."""
 
-    def __init__(self, semantic: SemanticTokenizer, acoustic: AcousticTokenizer, decoder: FlowDecoder,
+    def __init__(self, semantic: SemanticTokenizer | None, acoustic: AcousticTokenizer, decoder: FlowDecoder,
                  spk_dim: int) -> None:
         super().__init__()
-        self.semantic = semantic.requires_grad_(False).eval()
+        # None when the tokens come precomputed with the batches (training packs)
+        self.semantic = semantic.requires_grad_(False).eval() if semantic is not None else None
         self.acoustic, self.decoder = acoustic, decoder
         self.pool = AttentiveStatsPool(acoustic.cfg.latent_dim, spk_dim)
 
@@ -78,8 +79,18 @@ class Stage2Model(nn.Module):
 
     def train(self, mode: bool = True) -> "Stage2Model":
         super().train(mode)
-        self.semantic.eval()  # frozen: no dropout, ever
+        if self.semantic is not None:
+            self.semantic.eval()  # frozen: no dropout, ever
         return self
+
+    def semantic_tokens(self, batch) -> torch.Tensor:
+        """``[B, S]`` tokens of ``batch``: its precomputed ``sem``, else the frozen tokenizer's."""
+        if getattr(batch, "sem", None) is not None:
+            return batch.sem
+        if self.semantic is None:
+            raise ConfigError("this stage-2 model has no semantic tokenizer and the batch carries no tokens")
+        with torch.no_grad():
+            return self.semantic.encode(batch.wav, batch.wav_lens)[0]
 
 
 def flow_loss(v: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -97,13 +108,23 @@ class AcousticTask:
 
     def build_model(self) -> nn.Module:
         c = self.cfg
-        if not c.semantic:
-            raise ConfigError("stage 2 needs the frozen semantic tokenizer: --semantic DIR (dsatok train semantic)")
-        sem = SemanticTokenizer.from_pretrained(c.semantic)
-        if sem.encoder.whisper is not None:  # frozen and deterministic: encode each utterance once
-            sem.encoder.whisper.memo_limit = int(c.feature_memo_gb * 2**30)
-        if sem.codebook_size != c.decoder.sem_codebook_size or sem.frame_rate != c.decoder.sem_frame_rate:
-            raise ConfigError(f"{c.semantic}: semantic codebook {sem.codebook_size} @ {sem.frame_rate} Hz does not match "
+        sem: SemanticTokenizer | None = None
+        if c.train.data.pack:  # tokens precomputed in the pack: the frozen tokenizer is not run
+            from .pack import read_pack_meta
+
+            meta = read_pack_meta(c.train.data.pack).get("semantic")
+            if not meta:
+                raise ConfigError(f"{c.train.data.pack}: pack has no semantic tokens (dsatok corpus pack --semantic DIR)")
+            where, size, rate = c.train.data.pack, int(meta["codebook_size"]), float(meta["frame_rate"])
+        else:
+            if not c.semantic:
+                raise ConfigError("stage 2 needs the frozen semantic tokenizer: --semantic DIR (dsatok train semantic)")
+            sem = SemanticTokenizer.from_pretrained(c.semantic)
+            if sem.encoder.whisper is not None:  # frozen and deterministic: encode each utterance once
+                sem.encoder.whisper.memo_limit = int(c.feature_memo_gb * 2**30)
+            where, size, rate = c.semantic, sem.codebook_size, sem.frame_rate
+        if size != c.decoder.sem_codebook_size or rate != c.decoder.sem_frame_rate:
+            raise ConfigError(f"{where}: semantic codebook {size} @ {rate} Hz does not match "
                               f"decoder.sem_codebook_size {c.decoder.sem_codebook_size} @ {c.decoder.sem_frame_rate} Hz")
         if c.acoustic.latent_dim != c.decoder.ac_latent_dim:
             raise ConfigError("acoustic.latent_dim must equal decoder.ac_latent_dim")
@@ -120,8 +141,7 @@ class AcousticTask:
         wav, lens = batch.wav, batch.wav_lens
         mel, mel_lens = m.acoustic.mel(wav, lens)
         b, _, t = mel.shape
-        with torch.no_grad():
-            sem_idx, _ = m.semantic.encode(wav, lens)
+        sem_idx = m.semantic_tokens(batch)
         ac_q, _, ac_lens, ac_h = m.acoustic.quantize_mel_latent(mel, mel_lens)
         valid = lengths_to_mask(mel_lens, t)
         dev = mel.device
@@ -177,7 +197,7 @@ class AcousticTask:
         m = model.module if hasattr(model, "module") else model
         wav, lens = batch.wav[:1], batch.wav_lens[:1]
         mel, mel_lens = m.acoustic.mel(wav, lens)
-        sem_idx, _ = m.semantic.encode(wav, lens)
+        sem_idx = m.semantic_tokens(batch)[:1]
         ac_q, _, ac_lens = m.acoustic.quantize_mel(mel, mel_lens)
         ctx = m.decoder.prepare(sem_idx, mel_lens, mel.shape[-1], ac_q, ac_lens)
         gen = sample(m.decoder, ctx, mel.shape[-1], steps=8, generator=torch.Generator().manual_seed(0))
@@ -190,7 +210,11 @@ class AcousticTask:
 
         m = model.module if hasattr(model, "module") else model
         out = Path(out_dir)
-        m.semantic.save_pretrained(out / "semantic")
+        if m.semantic is not None:
+            m.semantic.save_pretrained(out / "semantic")
+        elif self.cfg.semantic and (Path(self.cfg.semantic) / "config.json").is_file():
+            shutil.copytree(self.cfg.semantic, out / "semantic", dirs_exist_ok=True)
+        # else (pack-trained, no --semantic): the export lacks semantic/; add the pack's tokenizer
         m.acoustic.save_pretrained(out / "acoustic")
         m.decoder.save_pretrained(out / "decoder")
         save_file({k: v.contiguous() for k, v in m.pool.state_dict().items()}, str(out / "speaker_pool.safetensors"))
@@ -207,8 +231,18 @@ def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides:
         ov.append(f"semantic={semantic}")
     cfg = load_stage_config(AcousticStageConfig, ACOUSTIC_PRESETS, preset, corpus, config, ov + list(overrides or []))
     spk = None
+    d = cfg.train.data
+    if d.pack:
+        from .pack import pack_batches
+
+        batches, dev, train_split = pack_batches(d, seed=cfg.train.seed)
+        if cfg.speaker_loss and cfg.spk_weight > 0:
+            if train_split.meta.get("speaker_encoder") != cfg.speaker_encoder:
+                raise ConfigError(f"{d.pack}: pack speaker embeddings are from "
+                                  f"{train_split.meta.get('speaker_encoder')!r}, speaker_encoder is {cfg.speaker_encoder!r}")
+            spk = {**train_split.speaker_embeddings(), **dev.split.speaker_embeddings()}
+        return Trainer(AcousticTask(cfg, spk), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()
     if cfg.speaker_loss and cfg.spk_weight > 0:
-        d = cfg.train.data
         spk = speaker_cache(d.corpus, (d.train_split, d.dev_split), cfg.speaker_encoder, progress=progress)
     batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
     return Trainer(AcousticTask(cfg, spk), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()

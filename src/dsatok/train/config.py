@@ -39,6 +39,7 @@ class DataConfig:
     """Duration-bucketed dynamic batches from a dsatok corpus (sizes in 100 Hz mel frames)."""
 
     corpus: str = ""
+    pack: str = ""  # training pack (dsatok corpus pack): used instead of corpus when set
     train_split: str = "train"
     dev_split: str = "dev"
     max_frames: int = 6000  # frames of audio per batch (paper: 30000)
@@ -74,6 +75,7 @@ class TrainConfig:
     log_every: int = 10
     best_metric: str = "loss"
     best_mode: Literal["min", "max"] = "min"
+    time_limit_s: float = 0.0  # stop after this many seconds of this process (checkpoint + final export); 0: none
     optim: OptimConfig = OptimConfig()
     data: DataConfig = DataConfig()
 

@@ -34,9 +34,11 @@ class AudioBatch:
     texts: list[str]
     speakers: list[str]
     custom: list[dict]
+    sem: torch.Tensor | None = None  # [B, S] precomputed semantic tokens (training packs), zero-padded
 
     def to(self, device: torch.device | str) -> "AudioBatch":
-        return dataclasses.replace(self, wav=self.wav.to(device), wav_lens=self.wav_lens.to(device))
+        return dataclasses.replace(self, wav=self.wav.to(device), wav_lens=self.wav_lens.to(device),
+                                   sem=None if self.sem is None else self.sem.to(device))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -177,8 +179,13 @@ def corpus_batches(data: Any, *, seed: int = 0, world_size: int = 1, rank: int =
     """
     from ..data.manifests import CorpusError, load_cuts
 
+    if getattr(data, "pack", ""):
+        from .pack import pack_batches
+
+        batches, dev_fn, _ = pack_batches(data, seed=seed)
+        return batches, dev_fn
     if not data.corpus:
-        raise CorpusError("no corpus given: set data.corpus (or --corpus DIR)")
+        raise CorpusError("no corpus given: set data.corpus (or --corpus DIR, or --pack DIR)")
 
     def _cuts(split: str):
         cuts = load_cuts(data.corpus, split)

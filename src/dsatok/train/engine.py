@@ -115,6 +115,9 @@ class Trainer:
         self.run_dir = Path(cfg.run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        if torch.cuda.is_available():  # TF32 matmuls/convs: ~fp32 accuracy at tensor-core speed
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.is_main = self.acc.is_main_process
         seed_everything(cfg.seed)
         model = task.build_model()
@@ -246,6 +249,7 @@ class Trainer:
         t_last, audio_acc, steps_acc, skipped = time.time(), 0.0, 0, 0
         self.model.train()
         metrics: dict[str, float] = {}
+        t_start = time.time()
         while self.step < cfg.max_steps:
             logs: dict[str, float] = {}
             loss_sum = 0.0
@@ -318,6 +322,16 @@ class Trainer:
                     self._checkpoint()  # keep the best step resumable too
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.max_steps:
                 self._checkpoint()
+            if cfg.time_limit_s > 0 and self.step < cfg.max_steps:
+                over = time.time() - t_start > cfg.time_limit_s
+                if self.acc.num_processes > 1:
+                    over = bool(_broadcast(self.acc, over))  # every rank stops at the same step
+                if over:
+                    if self.is_main:
+                        bar.write(f"time limit of {cfg.time_limit_s:g} s reached at step {self.step}: checkpoint and export")
+                    if self.step % cfg.ckpt_every:
+                        self._checkpoint()  # resumable from exactly here
+                    break
         bar.close()
         if log_f is not None:
             log_f.close()

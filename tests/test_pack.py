@@ -1,0 +1,121 @@
+"""Training packs: lossless audio, the frozen tokenizer's own tokens, batching, and stage 2 from a pack."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dsatok.models.semantic import SemanticConfig, SemanticTokenizer
+
+
+@pytest.fixture(scope="module")
+def sem_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("sem") / "sem"
+    SemanticTokenizer(SemanticConfig(dim=32, layers=1, heads=2)).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def flac_pack(tiny_corpus, sem_dir, tmp_path_factory):
+    from dsatok.train.pack import build_pack
+
+    out = tmp_path_factory.mktemp("pack") / "p"
+    build_pack(str(tiny_corpus), out, semantic=str(sem_dir), speaker_encoder=None, progress=False)
+    return out
+
+
+def test_flac_pack_is_lossless_and_holds_the_tokenizers_tokens(tiny_corpus, sem_dir, flac_pack):
+    from dsatok.data.manifests import load_cuts
+    from dsatok.train.data import load_cut_audio
+    from dsatok.train.pack import PackedSplit
+
+    split = PackedSplit(flac_pack, "train")
+    cuts = {c.id: c for c in load_cuts(str(tiny_corpus), "train")}
+    assert set(split.ids) == set(cuts) and split.spk is None
+    sem = SemanticTokenizer.from_pretrained(sem_dir)
+    for i in range(3):
+        ref = load_cut_audio(cuts[split.ids[i]])
+        assert np.array_equal(split.wavs[i], ref)  # PCM16 corpus -> FLAC: bit exact
+        idx, lens = sem.encode(torch.from_numpy(ref)[None])
+        assert np.array_equal(split.sem[i], idx[0, : int(lens[0])].numpy())
+
+
+def test_opus_pack_is_smaller_and_close(tiny_corpus, flac_pack, tmp_path):
+    from dsatok.train.pack import PackedSplit, build_pack
+
+    out = build_pack(str(tiny_corpus), tmp_path / "o", splits=("dev",), speaker_encoder=None, codec="opus",
+                     progress=False)
+    flac = PackedSplit(flac_pack, "dev")
+    opus = PackedSplit(tmp_path / "o", "dev")
+    flac_bytes = sum(it["audio"][1] for it in flac.meta["items"] if it["split"] == "dev")
+    assert out["audio_mb"] * 2**20 < 0.5 * flac_bytes
+    for a, b in zip(flac.wavs, opus.wavs):
+        assert len(a) == len(b)
+        spec = lambda x: np.abs(np.fft.rfft(x[: 16000 * (len(x) // 16000)].reshape(-1, 400), axis=1)) + 1e-4  # noqa: E731
+        assert np.mean(np.abs(np.log(spec(a)) - np.log(spec(b)))) < 1.0  # lossy, yet the same sound
+    with pytest.raises(Exception, match="no train utterance"):
+        PackedSplit(tmp_path / "o", "train")
+
+
+def test_pack_sampler_budget_order_and_resume(flac_pack):
+    from dsatok.train.data import ResumableBatches
+    from dsatok.train.pack import PackedSplit, PackSampler, _PackDataset
+
+    split = PackedSplit(flac_pack, "train")
+    s = PackSampler(split.durations(), max_frames=1500, seed=3)
+    frames = s.frames
+    e0 = list(s)
+    assert all(sum(frames[i] for i in b) <= 1500 or len(b) == 1 for b in e0)
+    assert e0 == list(s)  # a function of (seed, epoch)
+    s.set_epoch(1)
+    assert list(s) != e0
+    rb = ResumableBatches(PackSampler(split.durations(), 1500, seed=3), _PackDataset(split))
+    it = iter(rb)
+    seen = [next(it).ids for _ in range(5)]
+    st = rb.state_dict()
+    nxt = next(it).ids
+    rb2 = ResumableBatches(PackSampler(split.durations(), 1500, seed=3), _PackDataset(split))
+    rb2.load_state_dict(st)
+    assert next(iter(rb2)).ids == nxt and seen
+
+
+def test_stage2_trains_from_a_pack_without_the_semantic_tokenizer(flac_pack, sem_dir, tmp_path, monkeypatch):
+    from dsatok.config import apply_overrides
+    from dsatok.models.flow_decoder import DecoderConfig
+    from dsatok.models.acoustic import AcousticConfig
+    from dsatok.train import acoustic as stage2
+    from dsatok.train.pack import pack_batches
+
+    torch.set_num_threads(1)
+    ac = AcousticConfig(enc_dims=(16, 32, 32, 32), latent_dim=16, fsq_levels=(4,) * 4)
+    dec = DecoderConfig(dim=32, blocks=2, heads=2, ac_latent_dim=16, ac_dec_dims=(32, 32, 32, 32), sem_codebook_size=1000)
+    cfg = stage2.AcousticStageConfig(acoustic=ac, decoder=dec, semantic=str(sem_dir), speaker_loss=False)
+    cfg = apply_overrides(cfg, [f"train.run_dir={tmp_path / 'run'}", "train.max_steps=4", "train.eval_every=2",
+                                "train.eval_batches=1", "train.ckpt_every=2", f"train.data.pack={flac_pack}",
+                                "train.data.max_frames=2500", "train.data.max_duration=10"])
+
+    def no_load(*a, **k):  # the frozen tokenizer must not be run: its tokens are in the pack
+        raise AssertionError("semantic tokenizer loaded")
+
+    monkeypatch.setattr(stage2.SemanticTokenizer, "from_pretrained", no_load)
+    model = stage2.AcousticTask(cfg).build_model()
+    assert model.semantic is None
+    batches, _, _ = pack_batches(cfg.train.data)
+    b = next(iter(batches))
+    assert b.sem is not None and b.sem.shape[0] == len(b)
+    assert torch.equal(model.semantic_tokens(b), b.sem)
+    out = stage2.run("", config=None, overrides=[f"train.run_dir={tmp_path / 'run'}", "train.max_steps=4",
+                                                 "train.eval_every=2", "train.eval_batches=1", "train.ckpt_every=2",
+                                                 f"train.data.pack={flac_pack}", "train.data.max_frames=2500",
+                                                 "train.data.max_duration=10", "speaker_loss=false",
+                                                 f"semantic={sem_dir}", "decoder.dim=32", "decoder.blocks=2",
+                                                 "decoder.heads=2", "decoder.sem_codebook_size=1000"], progress=False)
+    assert out["step"] == 4
+    final = tmp_path / "run" / "final"
+    # the semantic tokenizer travels into the export by copy
+    assert json.loads((final / "semantic" / "config.json").read_text()) == json.loads((sem_dir / "config.json").read_text())
+    assert (final / "decoder" / "model.safetensors").is_file()
