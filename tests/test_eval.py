@@ -70,3 +70,35 @@ def test_whisper_semantic_backend(tmp_path):
     (tmp_path / "w" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="Whisper weights differ"):
         SemanticTokenizer.from_pretrained(tmp_path / "w")
+
+
+def test_ablation_table_has_one_row_per_model_from_their_outputs(tiny_corpus, tmp_path):
+    """Table 3 rows come from each model's own outputs: two different models, different numbers."""
+    import numpy as np
+
+    from dsatok.eval.tables import Evaluators, evaluate_ablation
+    from test_tokenizer import tiny_model
+
+    class Asr:
+        name = "stub"
+
+        def transcribe(self, w):  # louder output -> more words: a function of the audio it is given
+            return " ".join(["the"] * int(1 + 20 * float(np.abs(w).mean())))
+
+    class Spk:
+        name = "spectrum"
+
+        def embed(self, w):
+            spec = np.abs(np.fft.rfft(np.asarray(w, dtype=np.float64)[: 4096], n=4096))[:256]
+            return spec / (np.linalg.norm(spec) + 1e-9)
+
+    ev = Evaluators(Asr(), Spk(), [])
+    rep = evaluate_ablation({"a": tiny_model(0), "b": tiny_model(1)}, tiny_corpus, ev, limit=2, recomb_limit=2,
+                            decode_kw={"steps": 2}, progress=False)
+    rows = {r["system"]: r for r in rep["table"]}
+    assert set(rows) == {"a", "b"}
+    for r in rows.values():
+        assert r["recon_wer"] >= 0 and -1 <= r["recon_sim"] <= 1 and r["recon_mel_l1"] > 0
+        assert 0 <= r["recomb_closer_to_voice"] <= 1 and r["recomb_mel_dtw_to_target"] > 0
+    assert rows["a"]["recon_mel_l1"] != rows["b"]["recon_mel_l1"]
+    assert rep["details"]["a"]["fingerprint"] != rep["details"]["b"]["fingerprint"]

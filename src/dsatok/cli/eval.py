@@ -40,6 +40,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--quiet", action="store_true")
         s.set_defaults(func=_table)
 
+    s = ps.add_parser("ablation", help="Table 3: recon + recomb of several models (full, ablations, single-stream)")
+    s.add_argument("models", nargs="+", metavar="NAME=DIR", help="models to compare, e.g. full=runs/a nospk=runs/b")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
+    s.add_argument("--recomb-limit", type=int, default=0, help="first N recombination pairs (0: all)")
+    s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--cfg", type=float, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--vocoder", default=None, help="one vocoder for every model (directory or 'griffinlim')")
+    s.add_argument("--asr", default="faster-whisper")
+    s.add_argument("--speaker", default="resemblyzer")
+    s.add_argument("--mos", default="dnsmos", help="comma list: dnsmos, distillmos, UTMOS path ('' for none)")
+    s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_ablation)
+
     s = ps.add_parser("probe", help="Table 4: CTC-ASR and speaker-ID probes on every token stream")
     s.add_argument("--model", default=None, help="a DSA model directory (default: bundled) or a semantic tokenizer directory")
     s.add_argument("--corpus", required=True)
@@ -127,6 +143,41 @@ def _linear_probe(a: argparse.Namespace) -> int:
             "seconds": round(time.perf_counter() - t0, 1)}
     write_report(rows, a.out, meta)
     print(markdown(rows))
+    return 0
+
+
+def _ablation(a: argparse.Namespace) -> int:
+    from ..eval.tables import evaluate_ablation, load_evaluators, markdown_table
+    from ..tokenizer import DSATokenizer
+    from .main import CLIError
+
+    t0 = time.perf_counter()
+    specs = {}
+    for m in a.models:
+        name, sep, d = m.partition("=")
+        if not sep or not name or not d:
+            raise CLIError(f"model '{m}': expected NAME=DIR")
+        if not Path(d).is_dir():
+            raise CLIError(f"{d}: model directory not found")
+        specs[name] = d
+    models = {n: DSATokenizer.from_pretrained(d, vocoder=a.vocoder) for n, d in specs.items()}
+    ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
+    kw = {"steps": a.steps, "cfg_scale": a.cfg, "seed": a.seed}
+    rep = evaluate_ablation(models, a.corpus, ev, limit=a.limit, recomb_limit=a.recomb_limit, decode_kw=kw,
+                            progress=not a.quiet)
+    first = next(iter(models.values()))
+    rep["settings"] = {"models": specs, "corpus": str(a.corpus), "steps": a.steps or first.decode_options.steps,
+                       "cfg": first.decode_options.cfg_scale if a.cfg is None else a.cfg, "seed": a.seed,
+                       "vocoder": {n: type(m.vocoder).__name__ for n, m in models.items()},
+                       "evaluators": ev.names(), "limit": a.limit, "recomb_limit": a.recomb_limit}
+    rep["command_seconds"] = round(time.perf_counter() - t0, 1)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = markdown_table(rep["table"], f"Ablations ({a.corpus}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
+    md += "\nSettings: `" + json.dumps(rep["settings"]) + "`\n"
+    (out / "report.md").write_text(md)
+    _write(rep, str(out / "report.json"), echo=False)
+    print(md)
     return 0
 
 

@@ -65,8 +65,9 @@ def _mos(ev: Evaluators, wav: np.ndarray) -> dict[str, float]:
 
 def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, split: str = "test", limit: int = 0,
                             decode_kw: dict | None = None, progress: bool = True,
-                            plot_dir: str | Path | None = None) -> dict[str, Any]:
-    """Reconstruction rows: the model, vocoder copy-synthesis and the clean input."""
+                            plot_dir: str | Path | None = None, references: bool = True) -> dict[str, Any]:
+    """Reconstruction rows: the model, vocoder copy-synthesis and the clean input (the last two
+    only with ``references``)."""
     from tqdm import tqdm
 
     from ..data.manifests import load_cuts
@@ -80,6 +81,8 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
 
     fe = MelFrontend(fe_mel)
     rows: dict[str, list[dict]] = {"model": [], "vocoder_copy_synthesis": [], "clean_input": []}
+    if not references:
+        rows = {"model": []}
     hyps: dict[str, list[str]] = {k: [] for k in rows}
     refs: list[str] = []
     t_model = audio_s = 0.0
@@ -92,9 +95,12 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
         t_model += time.perf_counter() - t0
         audio_s += x.shape[0] / 16000
         y = y.numpy()
-        v = model.vocode(fe(torch.from_numpy(x))[0][0]).cpu().numpy()[: x.shape[0]]
         ex = ev.speaker.embed(x)
-        for name, w in (("model", y), ("vocoder_copy_synthesis", v), ("clean_input", x)):
+        outs = [("model", y)]
+        if references:
+            v = model.vocode(fe(torch.from_numpy(x))[0][0]).cpu().numpy()[: x.shape[0]]
+            outs += [("vocoder_copy_synthesis", v), ("clean_input", x)]
+        for name, w in outs:
             it: dict[str, Any] = {"id": c.id, **_mos(ev, w)}
             if name != "clean_input":
                 it.update({"sim": _cos(ev.speaker.embed(w), ex), "mel_l1": M.mel_l1(x, w), "mcd": M.mcd(x, w),
@@ -168,6 +174,29 @@ def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, li
     table[0]["rtf"] = round(t_model / max(audio_s, 1e-9), 4)
     return {"table": table, "per_pair": rows, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()},
             "audio_seconds": round(audio_s, 1)}
+
+
+ABLATION_COLUMNS = {"recon": ("wer", "sim", "mel_l1", "mcd", "pesq", "stoi"),
+                    "recomb": ("wer", "sim_to_voice", "sim_to_content", "closer_to_voice", "mel_dtw_to_target")}
+
+
+def evaluate_ablation(models: dict[str, Any], corpus: str | Path, ev: Evaluators, *, limit: int = 0,
+                      recomb_limit: int = 0, decode_kw: dict | None = None, progress: bool = True) -> dict[str, Any]:
+    """Table 3: reconstruction and recombination of each named model on the same utterances and
+    pairs; one row per model (naturalness columns for each MOS evaluator given)."""
+    rows, full = [], {}
+    for name, model in models.items():
+        rec = evaluate_reconstruction(model, corpus, ev, limit=limit, decode_kw=decode_kw, progress=progress,
+                                      references=False)
+        com = evaluate_recombination(model, corpus, ev, limit=recomb_limit, decode_kw=decode_kw, progress=progress)
+        r0, c0 = rec["table"][0], com["table"][0]
+        mos = sorted(k for k in r0 if k.startswith("mos_"))
+        row = {"system": name, "bitrate_bps": round(float(model.bitrate), 1)}
+        row.update({f"recon_{k}": r0.get(k) for k in ABLATION_COLUMNS["recon"] + tuple(mos)})
+        row.update({f"recomb_{k}": c0.get(k) for k in ABLATION_COLUMNS["recomb"] + tuple(mos)})
+        rows.append(row)
+        full[name] = {"recon": rec["table"], "recomb": com["table"], "fingerprint": model.fingerprint}
+    return {"table": rows, "details": full}
 
 
 def markdown_table(rows: list[dict[str, Any]], title: str = "") -> str:
