@@ -119,3 +119,26 @@ def test_stage2_trains_from_a_pack_without_the_semantic_tokenizer(flac_pack, sem
     # the semantic tokenizer travels into the export by copy
     assert json.loads((final / "semantic" / "config.json").read_text()) == json.loads((sem_dir / "config.json").read_text())
     assert (final / "decoder" / "model.safetensors").is_file()
+
+
+def test_stage2_init_from_an_export(flac_pack, tmp_path):
+    from safetensors.torch import load_file
+
+    from dsatok.config import ConfigError
+    from dsatok.train import acoustic as stage2
+
+    ov = [f"train.data.pack={flac_pack}", "train.data.max_frames=2500", "train.data.max_duration=10",
+          "speaker_loss=false", "decoder.dim=32", "decoder.blocks=2", "decoder.heads=2", "decoder.sem_codebook_size=1000",
+          "train.max_steps=2", "train.eval_every=2", "train.eval_batches=1"]
+    stage2.run("", overrides=ov + [f"train.run_dir={tmp_path / 'a'}"], progress=False)
+    src = tmp_path / "a" / "final"
+    cfg = stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "tiny", "",
+                                   None, ov + [f"init_from={src}"])
+    m = stage2.AcousticTask(cfg).build_model()
+    ref = load_file(str(src / "decoder" / "model.safetensors"))
+    assert all(torch.equal(v, ref[k]) for k, v in m.decoder.state_dict().items())
+    bad = stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "tiny", "", None,
+                                   ov[:-6] + ["decoder.dim=64", "decoder.heads=2", "decoder.blocks=2",
+                                              "decoder.sem_codebook_size=1000", f"init_from={src}"])
+    with pytest.raises(ConfigError, match="does not fit"):
+        stage2.AcousticTask(bad).build_model()

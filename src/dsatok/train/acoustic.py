@@ -47,6 +47,8 @@ class AcousticStageConfig:
     bound_weight: float = 1.0  # acoustic FSQ pre-bound penalty: without it |z| drifted to ~14 and the
     # tokens collapsed to a handful of saturated codes per utterance (the decoder then ignored them)
     feature_memo_gb: float = 4.0  # Whisper semantic back end: keep its outputs per utterance
+    init_from: str = ""  # stage-2 export (acoustic/, decoder/, speaker_pool.safetensors) to start from
+    # (weights only: fresh optimizer and schedule; a run's own checkpoints still take precedence)
 
 
 ACOUSTIC_PRESETS: dict[str, dict] = {
@@ -131,7 +133,25 @@ class AcousticTask:
         if list(c.decoder.ac_strides)[::-1] != list(c.acoustic.strides):
             raise ConfigError(f"decoder.ac_strides {list(c.decoder.ac_strides)} must mirror acoustic.strides "
                               f"{list(c.acoustic.strides)}")
-        return Stage2Model(sem, AcousticTokenizer(c.acoustic), FlowDecoder(c.decoder), c.spk_dim)
+        model = Stage2Model(sem, AcousticTokenizer(c.acoustic), FlowDecoder(c.decoder), c.spk_dim)
+        if c.init_from:
+            self._init_from(model, Path(c.init_from))
+        return model
+
+    @staticmethod
+    def _init_from(model: Stage2Model, d: Path) -> None:
+        """Load an export's acoustic, decoder and speaker-pool weights (strict: same architecture)."""
+        from safetensors.torch import load_file
+
+        for part, mod in (("acoustic/model.safetensors", model.acoustic), ("decoder/model.safetensors", model.decoder),
+                          ("speaker_pool.safetensors", model.pool)):
+            f = d / part
+            if not f.is_file():
+                raise ConfigError(f"init_from {d}: missing {part}")
+            try:
+                mod.load_state_dict(load_file(str(f)), strict=True)
+            except RuntimeError as e:
+                raise ConfigError(f"{f}: does not fit this config ({str(e).splitlines()[0]})") from None
 
     def _forward(self, model: nn.Module, batch, train: bool) -> tuple[torch.Tensor, dict[str, float]]:
         return model(self._loss, batch, train)
