@@ -93,11 +93,14 @@ def test_ablation_table_has_one_row_per_model_from_their_outputs(tiny_corpus, tm
             return spec / (np.linalg.norm(spec) + 1e-9)
 
     ev = Evaluators(Asr(), Spk(), [])
-    rep = evaluate_ablation({"a": tiny_model(0), "b": tiny_model(1)}, tiny_corpus, ev, limit=2, recomb_limit=2,
+    single = tiny_model(2)
+    single.decoder.cfg = __import__("dataclasses").replace(single.decoder.cfg, use_semantic=False)
+    rep = evaluate_ablation({"a": tiny_model(0), "b": tiny_model(1), "single": single}, tiny_corpus, ev, limit=2, recomb_limit=2,
                             decode_kw={"steps": 2}, progress=False)
     rows = {r["system"]: r for r in rep["table"]}
-    assert set(rows) == {"a", "b"}
-    for r in rows.values():
+    assert set(rows) == {"a", "b", "single"}
+    assert rows["single"]["recomb_wer"] is None and rows["single"]["recon_wer"] >= 0  # cannot recombine
+    for r in (rows["a"], rows["b"]):
         assert r["recon_wer"] >= 0 and -1 <= r["recon_sim"] <= 1 and r["recon_mel_l1"] > 0
         assert 0 <= r["recomb_closer_to_voice"] <= 1 and r["recomb_mel_dtw_to_target"] > 0
     assert rows["a"]["recon_mel_l1"] != rows["b"]["recon_mel_l1"]

@@ -163,8 +163,10 @@ def _ablation(a: argparse.Namespace) -> int:
     models = {n: DSATokenizer.from_pretrained(d, vocoder=a.vocoder) for n, d in specs.items()}
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
     kw = {"steps": a.steps, "cfg_scale": a.cfg, "seed": a.seed}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     rep = evaluate_ablation(models, a.corpus, ev, limit=a.limit, recomb_limit=a.recomb_limit, decode_kw=kw,
-                            progress=not a.quiet)
+                            progress=not a.quiet, on_row=lambda r: _write(r, str(out / "partial.json"), echo=False))
     first = next(iter(models.values()))
     rep["settings"] = {"models": specs, "corpus": str(a.corpus), "steps": a.steps or first.decode_options.steps,
                        "cfg": first.decode_options.cfg_scale if a.cfg is None else a.cfg, "seed": a.seed,

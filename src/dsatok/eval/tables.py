@@ -181,21 +181,28 @@ ABLATION_COLUMNS = {"recon": ("wer", "sim", "mel_l1", "mcd", "pesq", "stoi"),
 
 
 def evaluate_ablation(models: dict[str, Any], corpus: str | Path, ev: Evaluators, *, limit: int = 0,
-                      recomb_limit: int = 0, decode_kw: dict | None = None, progress: bool = True) -> dict[str, Any]:
+                      recomb_limit: int = 0, decode_kw: dict | None = None, progress: bool = True,
+                      on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Table 3: reconstruction and recombination of each named model on the same utterances and
-    pairs; one row per model (naturalness columns for each MOS evaluator given)."""
+    pairs; one row per model (naturalness columns for each MOS evaluator given). A single-stream
+    model has no recombination columns. ``on_row`` receives the partial report after each model."""
     rows, full = [], {}
     for name, model in models.items():
         rec = evaluate_reconstruction(model, corpus, ev, limit=limit, decode_kw=decode_kw, progress=progress,
                                       references=False)
-        com = evaluate_recombination(model, corpus, ev, limit=recomb_limit, decode_kw=decode_kw, progress=progress)
-        r0, c0 = rec["table"][0], com["table"][0]
+        single = bool(getattr(model, "single_stream", False))  # no semantic stream: nothing to recombine
+        com = None if single else evaluate_recombination(model, corpus, ev, limit=recomb_limit, decode_kw=decode_kw,
+                                                         progress=progress)
+        r0, c0 = rec["table"][0], ({} if com is None else com["table"][0])
         mos = sorted(k for k in r0 if k.startswith("mos_"))
         row = {"system": name, "bitrate_bps": round(float(model.bitrate), 1)}
         row.update({f"recon_{k}": r0.get(k) for k in ABLATION_COLUMNS["recon"] + tuple(mos)})
         row.update({f"recomb_{k}": c0.get(k) for k in ABLATION_COLUMNS["recomb"] + tuple(mos)})
         rows.append(row)
-        full[name] = {"recon": rec["table"], "recomb": com["table"], "fingerprint": model.fingerprint}
+        full[name] = {"recon": rec["table"], "recomb": None if com is None else com["table"],
+                      "fingerprint": model.fingerprint}
+        if on_row is not None:
+            on_row({"table": rows, "details": full})
     return {"table": rows, "details": full}
 
 
