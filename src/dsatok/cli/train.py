@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-STAGES = ("semantic", "vocoder", "acoustic", "dasheng")
+STAGES = ("semantic", "vocoder", "acoustic", "dasheng", "enhance")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a stage (semantic, vocoder, acoustic, dasheng)")
+    p = sub.add_parser("train", help="train a stage (semantic, vocoder, acoustic, dasheng, enhance)")
     ps = p.add_subparsers(dest="stage", metavar="STAGE")
     ps.required = True
     for stage in STAGES:
@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         if stage == "dasheng":
             s.add_argument("--semantic", default="", help="backend dsa: exported stage-1 semantic tokenizer")
             s.add_argument("--dasheng-path", default="", help="backend vit: local directory of Dasheng weights")
+        if stage == "enhance":
+            s.add_argument("--tokenizer", default="", help="trained DashengTokenizer directory (frozen)")
         if stage == "acoustic":
             s.add_argument("--semantic", default="", help="exported semantic tokenizer directory (stage 1)")
             s.add_argument("--no-speaker-loss", action="store_true", help="ablation: no speaker-consistency loss")
@@ -60,6 +62,10 @@ def _run(a: argparse.Namespace) -> int:
         if a.dasheng_path:
             ov.append(f"dasheng_path={a.dasheng_path}")
         out = mod.run(a.corpus, a.preset, a.semantic or None, a.config, ov, progress=not a.quiet)
+        print(json.dumps(out, default=str))
+        return 0
+    if a.stage == "enhance":
+        out = mod.run(a.corpus, a.preset, a.tokenizer or None, a.config, ov, progress=not a.quiet)
         print(json.dumps(out, default=str))
         return 0
     out = mod.run(a.corpus, a.preset, a.config, ov, progress=not a.quiet, **kw)

@@ -67,6 +67,8 @@ class DashengConfig:
     backend: Literal["vit", "dsa"] = "vit"
     vit: DashengViTConfig = DashengViTConfig()
     dim: int = 768  # latent width: vit.embed_dim, or the DSA semantic encoder's output width
+    #: False: the seed's semantic-only ablation (no acoustic injection; unified = semantic)
+    inject_acoustic: bool = True
     decoder: VocoderConfig = dataclasses.field(default_factory=_decoder_default)
 
     def __post_init__(self) -> None:
@@ -259,9 +261,10 @@ class DashengTokenizer(nn.Module):
             self._dsa = [semantic.requires_grad_(False).eval()]  # kept out of the state dict
             self.semantic = None
         self.acoustic_mel = MelFrontend(ACOUSTIC_MEL)
-        self.acoustic_proj = nn.Conv2d(1, cfg.dim, kernel_size=(ACOUSTIC_MEL.n_mels, PATCH_FRAMES),
-                                       stride=(ACOUSTIC_MEL.n_mels, PATCH_FRAMES))
-        self.acoustic_norm = nn.LayerNorm(cfg.dim)
+        if cfg.inject_acoustic:
+            self.acoustic_proj = nn.Conv2d(1, cfg.dim, kernel_size=(ACOUSTIC_MEL.n_mels, PATCH_FRAMES),
+                                           stride=(ACOUSTIC_MEL.n_mels, PATCH_FRAMES))
+            self.acoustic_norm = nn.LayerNorm(cfg.dim)
         self.decoder = VocosVocoder(cfg.decoder)
         if self.semantic is not None:
             self.semantic.requires_grad_(False)
@@ -288,8 +291,10 @@ class DashengTokenizer(nn.Module):
         return sem.encoder(wav, lens)
 
     def acoustic_features(self, wav: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        """``LN(W · mel_patch)``: ``[B, T, D]`` with ``T = frames // 4``."""
+        """``LN(W · mel_patch)``: ``[B, T, D]`` with ``T = frames // 4`` (zeros without injection)."""
         mel, _ = self.acoustic_mel(wav, lens)
+        if not self.cfg.inject_acoustic:
+            return mel.new_zeros(mel.shape[0], mel.shape[-1] // PATCH_FRAMES, self.cfg.dim)
         h = self.acoustic_proj(mel[:, None])[:, :, 0].transpose(1, 2)
         return self.acoustic_norm(h)
 

@@ -1,0 +1,197 @@
+"""Speech enhancement in the DashengTokenizer's latent space (seed 001: SE as a generation task).
+
+A conditional flow-matching transformer maps the unified latent of **noisy** speech to the
+unified latent of the **clean** speech; the tokenizer's decoder turns it back into audio::
+
+    z_noisy = tok.encode(noisy).unified        [B, T, D]  (25 Hz)
+    z_clean ~ ODE(v_θ(x_t, z_noisy, t))        x_0 ~ N(0, I) → x_1 ≈ normalise(z_clean)
+    wav     = tok.decode(denormalise(x_1))
+
+Latents are standardised per channel with statistics measured on clean training speech
+(``mean`` / ``std`` buffers, saved with the weights). The velocity network is a stack of
+AdaNorm self-attention blocks (RoPE) over ``concat(x_t, z_noisy)``; the flow-matching path is
+the decoder's: ``x_t = (1 − t) x_0 + t x_1``, target ``x_1 − x_0``.
+
+The exported directory holds ``config.json`` + ``model.safetensors`` and the tokenizer it was
+trained on in ``tokenizer/`` (a latent enhancer is only meaningful with its own latent space).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..audio import batch_and_lengths, lengths_to_mask
+from ..config import ConfigError
+from ..nn.attention import Attention, RotaryEmbedding
+from ..nn.dit import AdaNorm, TimestepEmbedding
+from .io import load_model_config, load_weights, save_model
+
+__all__ = ["EnhancerConfig", "LatentEnhancer", "SpeechEnhancer", "ENHANCER_PRESETS"]
+
+KIND = "dsatok-latent-enhancer"
+
+
+@dataclasses.dataclass(frozen=True)
+class EnhancerConfig:
+    latent_dim: int = 256  # the tokenizer's latent width D
+    dim: int = 256
+    depth: int = 6
+    heads: int = 4
+    ff_mult: int = 4
+
+    def __post_init__(self) -> None:
+        if self.dim % self.heads:
+            raise ConfigError(f"enhancer.dim ({self.dim}) must be divisible by heads ({self.heads})")
+        for k in ("latent_dim", "dim", "depth", "heads", "ff_mult"):
+            if getattr(self, k) <= 0:
+                raise ConfigError(f"enhancer.{k} must be > 0, got {getattr(self, k)}")
+
+
+ENHANCER_PRESETS: dict[str, dict] = {
+    "tiny": {"dim": 256, "depth": 6, "heads": 4},
+    "base": {"dim": 512, "depth": 12, "heads": 8},
+}
+
+
+class _Block(nn.Module):
+    """AdaNorm self-attention (RoPE) → AdaNorm FFN; ``[B, T, dim] -> [B, T, dim]``."""
+
+    def __init__(self, dim: int, heads: int, ff_mult: int) -> None:
+        super().__init__()
+        self.n1, self.n2 = AdaNorm(dim), AdaNorm(dim)
+        self.att = Attention(dim, heads)
+        self.ff = nn.Sequential(nn.Linear(dim, dim * ff_mult), nn.GELU(approximate="tanh"), nn.Linear(dim * ff_mult, dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, mask: torch.Tensor,
+                rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        h, g = self.n1(x, c)
+        x = x + g * self.att(h, key_mask=mask, rope_q=rope)
+        h, g = self.n2(x, c)
+        return x + g * self.ff(h)
+
+
+class LatentEnhancer(nn.Module):
+    """Velocity field ``v(x_t [B, T, D], cond [B, T, D], t [B], mask [B, T]) -> [B, T, D]`` in the
+    standardised latent space, plus :meth:`enhance` (ODE sampling) in the raw one."""
+
+    def __init__(self, cfg: EnhancerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.latent_dim
+        self.register_buffer("mean", torch.zeros(d))
+        self.register_buffer("std", torch.ones(d))
+        self.inp = nn.Linear(2 * d, cfg.dim)
+        self.time = TimestepEmbedding(cfg.dim)
+        self.rope = RotaryEmbedding(cfg.dim // cfg.heads)
+        self.blocks = nn.ModuleList([_Block(cfg.dim, cfg.heads, cfg.ff_mult) for _ in range(cfg.depth)])
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.out = nn.Linear(cfg.dim, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-channel statistics ``[D]`` of clean latents (measured once before training)."""
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp(min=1e-4))
+
+    def normalise(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.mean) / self.std
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    def forward(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``x_t`` and ``cond`` already standardised, ``[B, T, D]``; ``t [B]``; ``mask [B, T]`` bool."""
+        h = self.inp(torch.cat([x_t, cond], dim=-1))
+        c = self.time(t)
+        rope = self.rope(torch.arange(h.shape[1], device=h.device))
+        for blk in self.blocks:
+            h = blk(h, c, mask, rope)
+        return self.out(self.norm(h)) * mask[..., None].to(h.dtype)
+
+    def loss(self, clean: torch.Tensor, noisy: torch.Tensor, lengths: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conditional flow-matching MSE on valid frames; ``clean``/``noisy`` raw latents ``[B, T, D]``."""
+        x1, cond = self.normalise(clean), self.normalise(noisy)
+        mask = lengths_to_mask(lengths, x1.shape[1])
+        x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
+        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
+        v = self(xt, cond, t, mask)
+        m = mask[..., None].to(v.dtype)
+        return ((v - (x1 - x0)) ** 2 * m).sum() / (m.sum() * x1.shape[-1]).clamp(min=1)
+
+    @torch.no_grad()
+    def enhance(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None, *, steps: int = 16,
+                seed: int | None = 0) -> torch.Tensor:
+        """Euler ODE from noise to the clean latent: ``noisy [B, T, D] -> [B, T, D]`` (raw space)."""
+        if steps <= 0:
+            raise ValueError(f"steps must be > 0, got {steps}")
+        b, t_len, _ = noisy.shape
+        lengths = torch.full((b,), t_len, device=noisy.device) if lengths is None else lengths
+        mask = lengths_to_mask(lengths, t_len)
+        cond = self.normalise(noisy)
+        g = None
+        if seed is not None:
+            g = torch.Generator(device=noisy.device).manual_seed(seed)
+        x = torch.randn(noisy.shape, generator=g, device=noisy.device, dtype=noisy.dtype)
+        ts = torch.linspace(0, 1, steps + 1, device=noisy.device)
+        for i in range(steps):
+            t = ts[i].expand(b)
+            x = x + (ts[i + 1] - ts[i]) * self(x, cond, t, mask)
+        return self.denormalise(x) * mask[..., None].to(x.dtype)
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        return save_model(self, self.cfg, KIND, out_dir)
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path) -> "LatentEnhancer":
+        cfg, _ = load_model_config(EnhancerConfig, model_dir, KIND)
+        return load_weights(cls(cfg), model_dir).requires_grad_(False)
+
+
+class SpeechEnhancer(nn.Module):
+    """A :class:`LatentEnhancer` with its DashengTokenizer: ``enhance(wav [B, N] | [N]) -> wav``.
+
+    Saved as ``DIR/config.json`` + ``DIR/model.safetensors`` (the enhancer) and ``DIR/tokenizer/``.
+    """
+
+    def __init__(self, tokenizer: nn.Module, enhancer: LatentEnhancer) -> None:
+        super().__init__()
+        if tokenizer.cfg.dim != enhancer.cfg.latent_dim:
+            raise ConfigError(f"enhancer latent_dim {enhancer.cfg.latent_dim} != tokenizer dim {tokenizer.cfg.dim}")
+        self.tokenizer = tokenizer
+        self.enhancer = enhancer
+
+    sample_rate = 16000
+
+    @torch.no_grad()
+    def enhance(self, wav: torch.Tensor | np.ndarray, lens: torch.Tensor | None = None, *, steps: int = 16,
+                seed: int | None = 0) -> torch.Tensor:
+        """Noisy 16 kHz speech ``[B, N]`` (or ``[N]``) → enhanced speech ``[B, T * 640]``."""
+        w = torch.as_tensor(np.asarray(wav, dtype=np.float32) if isinstance(wav, np.ndarray) else wav)
+        single = w.dim() == 1
+        w, lens = batch_and_lengths(w, lens)
+        z = self.tokenizer.encode(w, lens)
+        clean = self.enhancer.enhance(z.unified, z.lengths, steps=steps, seed=seed)
+        out = self.tokenizer.decode(clean)
+        n = z.lengths * 640
+        out = out * lengths_to_mask(n, out.shape[-1]).to(out.dtype)
+        return out[0, : int(n[0])] if single else out
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        out = self.enhancer.save_pretrained(out_dir)
+        self.tokenizer.save_pretrained(Path(out_dir) / "tokenizer")
+        return out
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path) -> "SpeechEnhancer":
+        from .dasheng import DashengTokenizer
+
+        return cls(DashengTokenizer.from_pretrained(Path(model_dir) / "tokenizer"),
+                   LatentEnhancer.from_pretrained(model_dir))

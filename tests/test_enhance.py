@@ -1,0 +1,113 @@
+"""Latent speech enhancement (DashengTokenizer latent) and the semantic-only Dasheng ablation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dsatok.config import from_dict
+from dsatok.models.dasheng import DASHENG_PRESETS, DashengConfig, DashengTokenizer
+from dsatok.models.enhancer import EnhancerConfig, LatentEnhancer
+from dsatok.models.io import ModelLoadError
+from dsatok.train.enhance import mix_noise
+
+
+def _toy_pair(g: torch.Generator, b: int = 16, t: int = 12, d: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    clean = torch.randn(b, t, d, generator=g)
+    noisy = 2 * clean + 1 + 0.05 * torch.randn(b, t, d, generator=g)  # a degradation that can be undone
+    return clean, noisy
+
+
+def test_flow_matching_enhancer_moves_latents_towards_the_clean_ones():
+    """Toy degradation with a known inverse (scale, offset, a little noise): the conditional flow
+    must learn to sample the clean latent given the degraded one, frame by frame."""
+    torch.manual_seed(0)
+    enh = LatentEnhancer(EnhancerConfig(latent_dim=8, dim=64, depth=2, heads=4, ff_mult=2))
+    opt = torch.optim.Adam(enh.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        clean, noisy = _toy_pair(g)
+        loss = enh.loss(clean, noisy, torch.full((16,), 12))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    clean, noisy = _toy_pair(torch.Generator().manual_seed(123))
+    out = enh.enhance(noisy, steps=16, seed=0)
+    before = float(((noisy - clean) ** 2).mean())
+    after = float(((out - clean) ** 2).mean())
+    assert after < 0.1 * before, (before, after)  # the input is ≈ 2.0 away
+
+
+def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    enh = LatentEnhancer(EnhancerConfig(latent_dim=8, dim=32, depth=1, heads=2, ff_mult=2)).eval()
+    for p in enh.out.parameters():  # non-zero output layer so the test sees the network
+        torch.nn.init.normal_(p, std=0.1)
+    enh.set_stats(torch.full((8,), 0.5), torch.full((8,), 2.0))
+    noisy = torch.randn(2, 10, 8)
+    lens = torch.tensor([10, 6])
+    a = enh.enhance(noisy, lens, steps=4, seed=3)
+    assert float(a[1, 6:].abs().max()) == 0.0 and float(a[1, :6].abs().max()) > 0
+    assert torch.equal(a, enh.enhance(noisy, lens, steps=4, seed=3))
+    assert not torch.equal(a, enh.enhance(noisy, lens, steps=4, seed=4))
+    enh.save_pretrained(tmp_path / "e")
+    back = LatentEnhancer.from_pretrained(tmp_path / "e")
+    assert torch.equal(back.std, enh.std)
+    assert torch.allclose(back.enhance(noisy, lens, steps=4, seed=3), a, atol=1e-6)
+    other = DashengTokenizer(from_dict(DashengConfig, DASHENG_PRESETS["tiny"])).save_pretrained(tmp_path / "o")
+    with pytest.raises(ModelLoadError, match="expected 'dsatok-latent-enhancer'"):
+        LatentEnhancer.from_pretrained(other)
+
+
+def test_mixed_noise_has_the_requested_snr_and_keeps_padding_silent():
+    rng = np.random.default_rng(0)
+    wav = np.zeros((3, 16000), np.float32)
+    lens = np.array([16000, 12000, 8000])
+    for i, n in enumerate(lens):
+        wav[i, :n] = 0.1 * np.sin(2 * np.pi * (200 + 50 * i) * np.arange(n) / 16000)
+    kinds, snrs = ["white", "pink", "babble"], [0.0, 5.0, 10.0]
+    out = mix_noise(wav, lens, kinds, snrs, rng)
+    for i, n in enumerate(lens):
+        noise = out[i, :n].astype(np.float64) - wav[i, :n]
+        snr = 10 * np.log10(np.mean(wav[i, :n].astype(np.float64) ** 2) / np.mean(noise**2))
+        assert abs(snr - snrs[i]) < 0.05, (kinds[i], snr)
+        assert float(np.abs(out[i, n:]).max(initial=0)) == 0.0
+    # babble is speech of the other items: correlated with them, not with white noise
+    babble = out[2, :8000] - wav[2, :8000]
+    others = wav[0, :8000] / np.std(wav[0, :8000]) + wav[1, :8000] / np.std(wav[1, :8000])
+    assert np.corrcoef(babble, others)[0, 1] > 0.99
+
+
+def test_semantic_only_dasheng_has_no_injection():
+    torch.manual_seed(0)
+    m = DashengTokenizer(from_dict(DashengConfig, {**DASHENG_PRESETS["tiny"], "inject_acoustic": False})).eval()
+    assert not any(k.startswith("acoustic_proj") for k in m.state_dict())
+    z = m.encode(torch.randn(2, 16000) * 0.1)
+    assert torch.equal(z.unified, z.semantic) and float(z.acoustic.abs().max()) == 0.0
+
+
+def test_enhance_stage_trains_on_a_dasheng_tokenizer_and_exports(tiny_corpus, tmp_path):
+    from dsatok.models.enhancer import SpeechEnhancer
+    from dsatok.models.semantic import SemanticConfig, SemanticTokenizer
+    from dsatok.train.enhance import run
+
+    torch.manual_seed(0)
+    sem = SemanticTokenizer(SemanticConfig(dim=32, layers=1, heads=2)).eval()
+    dec = {**DASHENG_PRESETS["tiny"]["decoder"], "in_dim": 32, "dim": 64, "intermediate": 128, "layers": 2}
+    DashengTokenizer(from_dict(DashengConfig, {"backend": "dsa", "dim": 32, "decoder": dec}), sem).save_pretrained(
+        tmp_path / "tok")
+    data = ["train.data.max_frames=2500", "train.data.max_duration=10", "train.data.num_buckets=2",
+            "train.data.num_workers=0"]
+    out = run(str(tiny_corpus), "tiny", str(tmp_path / "tok"),
+              overrides=[f"train.run_dir={tmp_path / 'run'}", "train.max_steps=3", "train.eval_every=3",
+                         "train.eval_batches=1", "train.log_every=1", "model.dim=32", "model.depth=1",
+                         "model.heads=2", "stats_batches=2"] + data, progress=False)
+    assert out["step"] == 3
+    dev = out["dev"]
+    assert np.isfinite(dev["fm_loss"]) and dev["latent_mse_noisy"] > 0 and dev["latent_mse_enhanced"] > 0
+    se = SpeechEnhancer.from_pretrained(tmp_path / "run" / "final")
+    assert float(se.enhancer.std.min()) > 0 and not torch.allclose(se.enhancer.std, torch.ones(32))
+    wav = torch.randn(16000) * 0.1
+    y = se.enhance(wav, steps=2)
+    assert y.shape == (25 * 640,) and torch.isfinite(y).all()
