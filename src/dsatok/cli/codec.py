@@ -1,4 +1,4 @@
-"""``dsatok encode | decode | reconstruct | recombine | info``: thin wrappers over :class:`DSATokenizer`.
+"""``dsatok encode | decode | reconstruct | recombine | enhance | info``: thin wrappers over :class:`DSATokenizer`.
 
 Inputs may be files, directories (searched for audio / token files) or both; each file is
 processed on its own, a bad one is reported on one line and skipped, the others finish, and the
@@ -64,6 +64,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint"])
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("enhance", help="denoise speech files with a latent enhancer (dsatok train enhance)")
+    p.add_argument("inputs", nargs="+", help="audio files or directories")
+    p.add_argument("-o", "--out", required=True, help="output directory (one WAV per input)")
+    p.add_argument("--model", required=True, help="enhancer directory")
+    p.add_argument("--steps", type=int, default=16, help="ODE steps")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_enhance)
+
     p = sub.add_parser("info", help="describe a model")
     p.add_argument("model_dir", nargs="?", default=None, help="model directory (default: the bundled model)")
     p.set_defaults(func=cmd_info)
@@ -123,6 +132,25 @@ def cmd_encode(a: argparse.Namespace) -> int:
         model.encode(f).save(out / (f.stem + TOKEN_EXT))
 
     return for_each(files, one, "encode", a.quiet)
+
+
+def cmd_enhance(a: argparse.Namespace) -> int:
+    import torch
+
+    from ..audio import load, save
+    from ..models.enhancer import SpeechEnhancer
+
+    enh = SpeechEnhancer.from_pretrained(a.model)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def one(f: Path) -> None:
+        x = load(f)
+        if len(x) < 640:
+            raise ValueError(f"{f}: shorter than one latent frame (40 ms)")
+        save(out / (f.stem + ".wav"), enh.enhance(torch.from_numpy(x), steps=a.steps, seed=a.seed))
+
+    return for_each(expand(a.inputs, AUDIO_EXT), one, "enhance", a.quiet)
 
 
 def cmd_decode(a: argparse.Namespace) -> int:
