@@ -36,3 +36,22 @@ def test_cli_build_small(tmp_path, capsys):
                "--test-speakers", "3", "--dev-speakers", "2", "--pairs", "3", "--quiet"])
     out = capsys.readouterr().out
     assert rc == 0 and "3 recombination pairs" in out
+
+
+def test_info_preset_counts_the_parameters_the_training_preset_would_build(capsys):
+    import json
+
+    from dsatok.cli.main import main
+    from dsatok.config import from_dict
+    from dsatok.models.acoustic import AcousticTokenizer
+    from dsatok.models.flow_decoder import FlowDecoder
+    from dsatok.train.acoustic import ACOUSTIC_PRESETS, AcousticStageConfig
+
+    assert main(["info", "--preset", "tiny"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    cfg = from_dict(AcousticStageConfig, {k: v for k, v in ACOUSTIC_PRESETS["tiny"].items() if k != "train"})
+    real = sum(p.numel() for m in (AcousticTokenizer(cfg.acoustic), FlowDecoder(cfg.decoder)) for p in m.parameters())
+    assert rep["total"] == real and rep["paper_total_millions"] == 430.0
+    assert main(["info", "--preset", "paper"]) == 0
+    paper = json.loads(capsys.readouterr().out)
+    assert paper["parameters"]["decoder"] > 100 * rep["parameters"]["decoder"]

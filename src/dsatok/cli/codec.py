@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("info", help="describe a model")
     p.add_argument("model_dir", nargs="?", default=None, help="model directory (default: the bundled model)")
+    p.add_argument("--preset", default=None, choices=("tiny", "paper"),
+                   help="instead of a model: parameter counts of a stage-2 training preset (built, not loaded)")
     p.set_defaults(func=cmd_info)
 
 
@@ -235,9 +237,35 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+#: the seed (appendix C.1): "The DSA-Tokenizer has a parameter size of approximately 430M"
+PAPER_PARAMS = 430e6
+
+
+def preset_parameters(preset: str) -> dict:
+    """Parameter counts of the acoustic tokenizer and decoder of a stage-2 ``preset`` (random weights)."""
+    import torch
+
+    from ..config import from_dict
+    from ..models.acoustic import AcousticTokenizer
+    from ..models.flow_decoder import FlowDecoder
+    from ..train.acoustic import ACOUSTIC_PRESETS, AcousticStageConfig
+
+    cfg = from_dict(AcousticStageConfig, {k: v for k, v in ACOUSTIC_PRESETS[preset].items() if k != "train"})
+    parts = {"acoustic": AcousticTokenizer(cfg.acoustic)}  # FSQ needs real tensors at construction
+    with torch.device("meta"):  # shapes only: the paper decoder needs no memory
+        parts["decoder"] = FlowDecoder(cfg.decoder)
+    counts = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+    total = sum(counts.values())
+    return {"preset": preset, "parameters": counts, "total": total, "total_millions": round(total / 1e6, 1),
+            "paper_total_millions": PAPER_PARAMS / 1e6, "ratio_to_paper": round(total / PAPER_PARAMS, 3)}
+
+
 def cmd_info(a: argparse.Namespace) -> int:
     from ..tokenizer import DSATokenizer, default_model_dir
 
+    if a.preset:
+        print(json.dumps(preset_parameters(a.preset), indent=1))
+        return 0
     d = a.model_dir or str(default_model_dir())
     info = DSATokenizer.from_pretrained(d).info()
     print(json.dumps({"model": d, **info}, indent=1))
