@@ -168,3 +168,28 @@ def test_single_stream_baseline_ignores_semantic_tokens():
     a = [sample(full, full.prepare(torch.full((1, 25), v), torch.tensor([100]), 100, q, lens), 100, steps=2,
                 generator=torch.Generator().manual_seed(0)) for v in (3, 700)]
     assert not torch.allclose(a[0], a[1])
+
+
+def test_shared_adanorm_spends_time_conditioning_once_and_still_depends_on_t(tmp_path):
+    per_block = FlowDecoder(DEC)
+    torch.manual_seed(0)
+    shared = FlowDecoder(dataclasses.replace(DEC, adanorm="shared")).eval()
+    assert not any(".mod." in k for k in shared.state_dict()) and "time_mod.weight" in shared.state_dict()
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    d = DEC.dim
+    # per block: three (D -> 3D) projections replaced by three 3D offsets; once: one D -> 9D projection
+    assert n(per_block) - n(shared) == DEC.blocks * (3 * (d * 3 * d + 3 * d) - 9 * d) - (d * 9 * d + 9 * d)
+    torch.nn.init.normal_(shared.time_mod.weight, std=0.05)
+    torch.nn.init.normal_(shared.out.weight, std=0.05)
+    x = torch.randn(1, DEC.mel.n_mels, 50)
+    ctx = shared.prepare(torch.zeros(1, 13, dtype=torch.long), torch.tensor([50]), 50, torch.randn(1, 25, 16),
+                         torch.tensor([25]))
+    with torch.no_grad():
+        v0, v1 = shared.velocity(x, torch.tensor([0.1]), ctx), shared.velocity(x, torch.tensor([0.9]), ctx)
+    assert float((v0 - v1).abs().max()) > 1e-4
+    shared.save_pretrained(tmp_path / "s")
+    back = FlowDecoder.from_pretrained(tmp_path / "s")
+    with torch.no_grad():
+        assert torch.equal(back.velocity(x, torch.tensor([0.1]), ctx), v0)
+    with pytest.raises(Exception, match="adanorm"):
+        DecoderConfig(adanorm="global")

@@ -51,12 +51,18 @@ class DecoderConfig:
     mel_mean: float = -5.0  # mel normalisation for the flow (log-mel units)
     mel_std: float = 2.5
     use_semantic: bool = True  # False: the single-stream baseline (acoustic tokens only, e_s always dropped)
+    #: "block": each block projects the time embedding itself (adaLN-Zero, 9·dim² per block);
+    #: "shared": one projection for all blocks plus per-block offsets (adaLN-single; the paper
+    #: preset's ~430M parameters only add up this way)
+    adanorm: str = "block"
 
     def __post_init__(self) -> None:
         if len(self.ac_dec_dims) != len(self.ac_strides) + 1:
             raise ConfigError("decoder: len(ac_dec_dims) must be len(ac_strides) + 1")
         if self.dim % self.heads:
             raise ConfigError(f"decoder.dim {self.dim} is not divisible by heads {self.heads}")
+        if self.adanorm not in ("block", "shared"):
+            raise ConfigError(f"decoder.adanorm must be 'block' or 'shared', got '{self.adanorm}'")
 
 
 @dataclasses.dataclass
@@ -98,8 +104,13 @@ class FlowDecoder(nn.Module):
         self.in_proj = nn.Linear(n, cfg.dim)
         self.time = TimestepEmbedding(cfg.dim)
         self.rope = RotaryEmbedding(cfg.dim // cfg.heads)
-        self.blocks = nn.ModuleList(DiTBlock(cfg.dim, cfg.heads, cfg.ac_dec_dims[-1], cfg.ff_mult, cfg.dropout)
+        shared = cfg.adanorm == "shared"
+        self.blocks = nn.ModuleList(DiTBlock(cfg.dim, cfg.heads, cfg.ac_dec_dims[-1], cfg.ff_mult, cfg.dropout, shared)
                                     for _ in range(cfg.blocks))
+        if shared:
+            self.time_mod = nn.Linear(cfg.dim, 9 * cfg.dim)
+            nn.init.zeros_(self.time_mod.weight)
+            nn.init.zeros_(self.time_mod.bias)
         self.out_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.out_mod = nn.Linear(cfg.dim, 2 * cfg.dim)
         nn.init.zeros_(self.out_mod.weight)
@@ -166,8 +177,9 @@ class FlowDecoder(nn.Module):
         h = self.in_proj(x.transpose(1, 2)) + ctx.sem
         c = self.time(t)
         rope = (ctx.rope[0][:tm], ctx.rope[1][:tm])
+        cb = self.time_mod(F.silu(c)) if self.cfg.adanorm == "shared" else c
         for b, kv in zip(self.blocks, ctx.kv):
-            h = b(h, c, ctx.mask, rope, kv, ctx.ctx_mask)
+            h = b(h, cb, ctx.mask, rope, kv, ctx.ctx_mask)
         shift, scale = self.out_mod(F.silu(c)).unsqueeze(1).chunk(2, dim=-1)
         h = self.out_norm(h) * (1 + scale) + shift
         return self.out(h).transpose(1, 2) * ctx.mask[:, None].to(h.dtype)

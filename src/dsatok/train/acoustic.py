@@ -56,7 +56,7 @@ ACOUSTIC_PRESETS: dict[str, dict] = {
                        "eval_every": 250, "eval_batches": 6, "ema_decay": 0.999,
                        "data": {"max_frames": 4000, "num_workers": 1}}},
     "paper": {"acoustic": {"enc_dims": [512, 1024, 1024, 1024], "latent_dim": 512},
-              "decoder": {"dim": 1024, "blocks": 22, "heads": 16, "ff_mult": 4, "ac_latent_dim": 512,
+              "decoder": {"dim": 1024, "blocks": 22, "heads": 16, "ff_mult": 4, "ac_latent_dim": 512, "adanorm": "shared",
                           "ac_dec_dims": [1024, 1024, 1024, 1024]},
               "train": {"max_steps": 400_000, "ema_decay": 0.9999,
                         "optim": {"lr": 7.5e-5, "warmup_steps": 32_000, "decay": "linear"},
