@@ -143,9 +143,6 @@ def _eval(a: argparse.Namespace) -> int:
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
     trips = tokenize_triplets(tok, a.corpus, a.split, a.limit, progress=not a.quiet)
     refs, hyps, sims, sims_s, mos, hit, empty = [], [], [], [], [], 0, 0
-    from ..data.manifests import load_cuts
-
-    paths = {c.id: c.recording.sources[0].source for c in load_cuts(str(a.corpus), a.split)}
     for i, t in enumerate(trips):
         sem, ac, h = clone_tokens(lm, t["content_tokens"], t["voice_tokens"], temperature=a.temperature,
                                   top_k=a.top_k, seed=i)
@@ -159,8 +156,8 @@ def _eval(a: argparse.Namespace) -> int:
         w = wt.numpy()
         hyps.append(ev.asr.transcribe(w))
         e = ev.speaker.embed(w)
-        sims.append(cosine(e, ev.speaker.embed(load(paths[t["voice"]]))))
-        sims_s.append(cosine(e, ev.speaker.embed(load(paths[t["content"]]))))
+        sims.append(cosine(e, ev.speaker.embed(load(t["voice_path"]))))
+        sims_s.append(cosine(e, ev.speaker.embed(load(t["content_path"]))))
         mos.append({m.name: m(w) for m in ev.mos})
     rep = {"tokenizer": str(a.model or "bundled"), "lm": a.lm, "split": a.split, "n": len(trips),
            "wer": round(wer(refs, hyps), 4), "sim_to_voice": round(float(np.mean(sims)), 4) if sims else None,

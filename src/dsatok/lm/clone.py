@@ -56,4 +56,4 @@ def decode_generated(tokenizer: Any, sem: torch.Tensor, ac: torch.Tensor) -> tor
         sem = torch.zeros(max(1, int(round(n / tokenizer.sample_rate * tokenizer.frame_rates[0]))), dtype=torch.long)
     else:
         n = int(round(sem.numel() * tokenizer.sample_rate / tokenizer.frame_rates[0]))
-    return tokenizer.decode(tokenizer._pack([sem], [ac], [n]))[0]
+    return tokenizer.decode(tokenizer.make_tokens([sem], [ac], [n]))[0]

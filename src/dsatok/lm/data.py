@@ -85,7 +85,8 @@ def load_triplets(corpus: str | Path, split: str) -> list[dict[str, Any]]:
 @torch.no_grad()
 def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int = 0,
                       progress: bool = True) -> list[dict[str, Any]]:
-    """Each triplet with ``content`` / ``voice`` / ``target`` as ``(semantic [T_s], acoustic [L, T_a])``."""
+    """Each triplet with ``content`` / ``voice`` / ``target`` as ``(semantic [T_s], acoustic [L, T_a])``
+    and the audio files of the two sources (``content_path``, ``voice_path``)."""
     from tqdm import tqdm
 
     from ..audio import load
@@ -107,6 +108,7 @@ def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int
     out = []
     for t in tqdm(trips, desc=f"tokens ({split})", disable=not progress):
         p = dict(t)
+        p["content_path"], p["voice_path"] = paths[t["content"]], paths[t["voice"]]
         p["content_tokens"] = tok(t["content"], paths[t["content"]])
         p["voice_tokens"] = tok(t["voice"], paths[t["voice"]])
         p["target_tokens"] = tok("C:" + t["id"], str(root / t["target_path"]))
