@@ -127,24 +127,12 @@ def _tiny_enhancer(tmp_path):
 
 
 def test_enhancement_report_scores_outputs_against_the_clean_speech(tiny_corpus, tmp_path):
+    from stub_evaluators import LoudnessAsr, SpectrumSpeaker
+
+    from dsatok.data.manifests import load_cuts
     from dsatok.eval.dasheng import enhancement_items, evaluate_enhancement
     from dsatok.eval.tables import Evaluators
     from dsatok.models.enhancer import SpeechEnhancer
-
-    class Asr:
-        name = "stub"
-
-        def transcribe(self, w):
-            return " ".join(["the"] * int(1 + 20 * float(np.abs(w).mean())))
-
-    class Spk:
-        name = "spectrum"
-
-        def embed(self, w):
-            spec = np.abs(np.fft.rfft(np.asarray(w, dtype=np.float64)[:4096], n=4096))[:256]
-            return spec / (np.linalg.norm(spec) + 1e-9)
-
-    from dsatok.data.manifests import load_cuts
 
     cuts = list(load_cuts(str(tiny_corpus), "test"))[:3]
     items = enhancement_items(cuts, seed=0)
@@ -153,7 +141,7 @@ def test_enhancement_report_scores_outputs_against_the_clean_speech(tiny_corpus,
         n = noisy.astype(np.float64) - x
         assert abs(10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(n**2)) - snr) < 0.1
     se = SpeechEnhancer.from_pretrained(_tiny_enhancer(tmp_path))
-    rep = evaluate_enhancement(se, tiny_corpus, Evaluators(Asr(), Spk(), []), limit=3, steps=2, progress=False)
+    rep = evaluate_enhancement(se, tiny_corpus, Evaluators(LoudnessAsr(), SpectrumSpeaker(), []), limit=3, steps=2, progress=False)
     rows = {r["system"]: r for r in rep["table"]}
     assert set(rows) == {"noisy_input", "tokenizer_passthrough", "enhanced", "clean_resynthesis"}
     assert 0 < rows["noisy_input"]["stoi"] < 1 and rows["noisy_input"]["mel_l1"] > 0

@@ -74,25 +74,12 @@ def test_whisper_semantic_backend(tmp_path):
 
 def test_ablation_table_has_one_row_per_model_from_their_outputs(tiny_corpus, tmp_path):
     """Table 3 rows come from each model's own outputs: two different models, different numbers."""
-    import numpy as np
-
-    from dsatok.eval.tables import Evaluators, evaluate_ablation
+    from stub_evaluators import LoudnessAsr, SpectrumSpeaker
     from test_tokenizer import tiny_model
 
-    class Asr:
-        name = "stub"
+    from dsatok.eval.tables import Evaluators, evaluate_ablation
 
-        def transcribe(self, w):  # louder output -> more words: a function of the audio it is given
-            return " ".join(["the"] * int(1 + 20 * float(np.abs(w).mean())))
-
-    class Spk:
-        name = "spectrum"
-
-        def embed(self, w):
-            spec = np.abs(np.fft.rfft(np.asarray(w, dtype=np.float64)[: 4096], n=4096))[:256]
-            return spec / (np.linalg.norm(spec) + 1e-9)
-
-    ev = Evaluators(Asr(), Spk(), [])
+    ev = Evaluators(LoudnessAsr(), SpectrumSpeaker(), [])
     single = tiny_model(2)
     single.decoder.cfg = __import__("dataclasses").replace(single.decoder.cfg, use_semantic=False)
     rep = evaluate_ablation({"a": tiny_model(0), "b": tiny_model(1), "single": single}, tiny_corpus, ev, limit=2, recomb_limit=2,

@@ -49,11 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--cfg", type=float, default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--vocoder", default=None, help="one vocoder for every model (directory or 'griffinlim')")
-    s.add_argument("--asr", default="faster-whisper")
-    s.add_argument("--speaker", default="resemblyzer")
-    s.add_argument("--mos", default="dnsmos", help="comma list: dnsmos, distillmos, UTMOS path ('' for none)")
-    s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md)")
-    s.add_argument("--quiet", action="store_true")
+    _evaluator_args(s)
     s.set_defaults(func=_ablation)
 
     s = ps.add_parser("probe", help="Table 4: CTC-ASR and speaker-ID probes on every token stream")
@@ -82,11 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "unified=runs/d/final semantic_only=runs/s/final")
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
-    s.add_argument("--asr", default="faster-whisper")
-    s.add_argument("--speaker", default="resemblyzer")
-    s.add_argument("--mos", default="dnsmos", help="comma list: dnsmos, distillmos, UTMOS path ('' for none)")
-    s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md)")
-    s.add_argument("--quiet", action="store_true")
+    _evaluator_args(s)
     s.set_defaults(func=_dasheng)
 
     s = ps.add_parser("enhance", help="speech enhancement on the Dasheng latent: PESQ/STOI/DNSMOS before and after")
@@ -95,12 +87,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
     s.add_argument("--steps", type=int, default=16, help="ODE steps")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--asr", default="faster-whisper")
-    s.add_argument("--speaker", default="resemblyzer")
+    _evaluator_args(s)
+    s.set_defaults(func=_enhance)
+
+
+def _evaluator_args(s: argparse.ArgumentParser) -> None:
+    """The options every multi-model report shares: evaluators, output directory, quiet."""
+    s.add_argument("--asr", default="faster-whisper", help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir")
+    s.add_argument("--speaker", default="resemblyzer", help="resemblyzer | local WavLM-SV directory")
     s.add_argument("--mos", default="dnsmos", help="comma list: dnsmos, distillmos, UTMOS path ('' for none)")
     s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md)")
     s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=_enhance)
 
 
 def _named_dirs(specs: list[str]) -> dict[str, str]:
