@@ -165,3 +165,22 @@ def test_enhance_cli_skips_a_bad_file_and_finishes_the_rest(tiny_corpus, tmp_pat
     y, sr = sf.read(tmp_path / "out" / (good.stem + ".wav"))
     assert sr == 16000 and len(y) > 0 and np.abs(y).max() > 0
     assert not (tmp_path / "out" / "bad.wav").exists()
+
+
+def test_dasheng_reconstruction_report_has_a_semantic_latent_row_only_with_injection(tiny_corpus):
+    from stub_evaluators import LoudnessAsr, SpectrumSpeaker
+
+    from dsatok.eval.dasheng import evaluate_dasheng_reconstruction
+    from dsatok.eval.tables import Evaluators
+
+    torch.manual_seed(0)
+    uni = DashengTokenizer(from_dict(DashengConfig, DASHENG_PRESETS["tiny"])).eval()
+    sem_only = DashengTokenizer(from_dict(DashengConfig, {**DASHENG_PRESETS["tiny"], "inject_acoustic": False})).eval()
+    rep = evaluate_dasheng_reconstruction({"uni": uni, "semonly": sem_only}, tiny_corpus,
+                                          Evaluators(LoudnessAsr(), SpectrumSpeaker(), []), limit=2, progress=False)
+    rows = {r["system"]: r for r in rep["table"]}
+    assert list(rows) == ["uni", "uni/semantic-latent", "semonly", "clean_input"]
+    assert rows["uni"]["rtf"] > 0 and rows["semonly"]["rtf"] > 0 and "rtf" not in rows["uni/semantic-latent"]
+    # different latents into the same decoder: different audio
+    assert rows["uni"]["mel_l1"] != rows["uni/semantic-latent"]["mel_l1"]
+    assert "mel_l1" not in rows["clean_input"] and rows["clean_input"]["n"] == 2
