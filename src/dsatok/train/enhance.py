@@ -37,6 +37,7 @@ class EnhanceStageConfig:
     snr_max: float = 15.0
     noises: tuple[str, ...] = NOISE_KINDS
     stats_batches: int = 16  # clean training batches that measure the latent mean / std
+    feature_memo_gb: float = 2.0  # Whisper semantic back end: remember clean utterances' features
 
     def __post_init__(self) -> None:
         bad = [n for n in self.noises if n not in NOISE_KINDS]
@@ -106,6 +107,8 @@ class EnhanceTask:
         self.cfg = cfg
         self.tok = tokenizer.requires_grad_(False).eval()
         self.stats = stats
+        sem = getattr(tokenizer, "dsa_semantic", None)
+        self._whisper = getattr(getattr(sem, "encoder", None), "whisper", None)
 
     def build_model(self) -> nn.Module:
         enh = LatentEnhancer(self.cfg.model)
@@ -127,7 +130,11 @@ class EnhanceTask:
         """``(clean, noisy, lengths)``: unified latents ``[B, T, D]`` of both versions."""
         self.tok.to(batch.wav.device)
         noisy, _, _ = self.noisy_batch(batch, seed)
+        if self._whisper is not None:  # clean audio repeats every epoch, noisy audio never does
+            self._whisper.memo_limit = int(self.cfg.feature_memo_gb * 2**30)
         zc = self.tok.encode(batch.wav, batch.wav_lens)
+        if self._whisper is not None:
+            self._whisper.memo_limit = 0
         zn = self.tok.encode(noisy, batch.wav_lens)
         t = min(zc.unified.shape[1], zn.unified.shape[1])
         return zc.unified[:, :t], zn.unified[:, :t], torch.minimum(zc.lengths, zn.lengths).clamp(max=t)
