@@ -184,3 +184,18 @@ def test_dasheng_reconstruction_report_has_a_semantic_latent_row_only_with_injec
     # different latents into the same decoder: different audio
     assert rows["uni"]["mel_l1"] != rows["uni/semantic-latent"]["mel_l1"]
     assert "mel_l1" not in rows["clean_input"] and rows["clean_input"]["n"] == 2
+
+
+def test_bench_dasheng_times_each_case_in_its_own_process(tmp_path):
+    import soundfile as sf
+
+    from dsatok.eval.bench import bench_dasheng
+
+    enh_dir = _tiny_enhancer(tmp_path)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, (0.1 * np.sin(np.arange(32000) / 10)).astype(np.float32), 16000)
+    rep = bench_dasheng(str(enh_dir / "tokenizer"), str(wav), threads=1, enhancer=str(enh_dir), steps=2,
+                        log=lambda *a: None)
+    assert list(rep["rows"]) == ["mel", "encode", "decode", "enhance"]
+    for r in rep["rows"].values():
+        assert r["rtf"] > 0 and r["audio_seconds"] == 2.0 and r["peak_rss_mib"] >= r["rss_before_mib"] > 0

@@ -71,10 +71,45 @@ print(json.dumps({"seconds": dt, "rtf": dt / secs, "peak_rss_mib": peak / 1024, 
 """
 
 
-def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2, vocoder: str | None = None) -> dict[str, Any]:
+_DASHENG_CASE = r"""
+import json, resource, sys, time, torch
+from dsatok.audio import load, MelFrontend
+from dsatok.models.dasheng import DashengTokenizer
+a = json.loads(sys.argv[1])
+torch.set_num_threads(a["threads"])
+if a["case"] == "enhance":
+    from dsatok.models.enhancer import SpeechEnhancer
+    m = SpeechEnhancer.from_pretrained(a["model"])
+else:
+    m = DashengTokenizer.from_pretrained(a["model"])
+x = torch.from_numpy(load(a["wav"]))
+secs = x.shape[0] / 16000
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+with torch.no_grad():
+    if a["case"] == "mel":
+        MelFrontend()(x)
+    elif a["case"] == "encode":
+        m.encode(x)
+    elif a["case"] == "decode":
+        z = m.encode(x)
+        t0 = time.perf_counter()
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        m.decode(z.unified)
+    elif a["case"] == "enhance":
+        m.enhance(x, steps=a["steps"])
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": dt, "rtf": dt / secs, "peak_rss_mib": peak / 1024, "audio_seconds": secs,
+                  "rss_before_mib": base / 1024}))
+"""
+
+
+def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2, vocoder: str | None = None,
+             script: str = _CASE) -> dict[str, Any]:
     """One measurement in a subprocess; returns its JSON line."""
     arg = json.dumps({"case": case, "model": model, "wav": wav, "steps": steps, "threads": threads, "vocoder": vocoder})
-    p = subprocess.run([sys.executable, "-c", _CASE, arg], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", script, arg], capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"bench case {case} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -93,3 +128,20 @@ def bench_codec(model: str, wav: str, steps: list[int], threads: int = 2, vocode
     for r in rows.values():
         r["rtf_vs_vocoder"] = r["rtf"] / ref if ref > 0 else float("nan")
     return {"model": model, "wav": wav, "threads": threads, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def bench_dasheng(model: str, wav: str, threads: int = 2, enhancer: str | None = None, steps: int = 16,
+                  log=print) -> dict[str, Any]:
+    """DashengTokenizer encode and decode (and a latent enhancer at ``steps``), against the mel
+    front end as the reference."""
+    rows: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    cases = [("mel", model), ("encode", model), ("decode", model)] + ([("enhance", enhancer)] if enhancer else [])
+    for case, d in cases:
+        rows[case] = run_case(case, d, wav, steps, threads, script=_DASHENG_CASE)
+        log(f"{case}: RTF {rows[case]['rtf']:.4f}  peak {rows[case]['peak_rss_mib']:.0f} MiB")
+    ref = rows["mel"]["rtf"]
+    for r in rows.values():
+        r["rtf_vs_mel"] = r["rtf"] / ref if ref > 0 else float("nan")
+    return {"model": model, "enhancer": enhancer, "wav": wav, "threads": threads, "steps": steps, "rows": rows,
+            "seconds": round(time.perf_counter() - t0, 1)}
