@@ -51,6 +51,11 @@ def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
     assert float(a[1, 6:].abs().max()) == 0.0 and float(a[1, :6].abs().max()) > 0
     assert torch.equal(a, enh.enhance(noisy, lens, steps=4, seed=3))
     assert not torch.equal(a, enh.enhance(noisy, lens, steps=4, seed=4))
+    # a warm start at the very end of the path returns (almost) the noisy latent itself
+    warm = enh.enhance(noisy, lens, steps=1, seed=3, start=0.999)
+    assert torch.allclose(warm[0], noisy[0], atol=0.05) and not torch.allclose(a[0], noisy[0], atol=0.05)
+    with pytest.raises(ValueError, match="start"):
+        enh.enhance(noisy, lens, start=1.0)
     enh.save_pretrained(tmp_path / "e")
     back = LatentEnhancer.from_pretrained(tmp_path / "e")
     assert torch.equal(back.std, enh.std)

@@ -70,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="enhancer directory")
     p.add_argument("--steps", type=int, default=16, help="ODE steps")
     p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
+    p.add_argument("--start", type=float, default=0.0, help="warm start from the noisy latent at this flow time (0..1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_enhance)
 
@@ -150,7 +151,7 @@ def cmd_enhance(a: argparse.Namespace) -> int:
         x = load(f)
         if len(x) < 640:
             raise ValueError(f"{f}: shorter than one latent frame (40 ms)")
-        save(out / (f.stem + ".wav"), enh.enhance(torch.from_numpy(x), steps=a.steps, seed=a.seed))
+        save(out / (f.stem + ".wav"), enh.enhance(torch.from_numpy(x), steps=a.steps, seed=a.seed, start=a.start))
 
     return for_each(expand(a.inputs, AUDIO_EXT), one, "enhance", a.quiet)
 

@@ -128,10 +128,16 @@ class LatentEnhancer(nn.Module):
 
     @torch.no_grad()
     def enhance(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None, *, steps: int = 16,
-                seed: int | None = 0) -> torch.Tensor:
-        """Euler ODE from noise to the clean latent: ``noisy [B, T, D] -> [B, T, D]`` (raw space)."""
+                seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
+        """Euler ODE from noise to the clean latent: ``noisy [B, T, D] -> [B, T, D]`` (raw space).
+
+        ``start`` in [0, 1): begin at flow time ``start`` from ``(1 − start)·x_0 + start·noisy``
+        (a warm start from the noisy latent, as in SDEdit) instead of from pure noise; ``steps``
+        Euler steps cover the rest of the path."""
         if steps <= 0:
             raise ValueError(f"steps must be > 0, got {steps}")
+        if not 0.0 <= start < 1.0:
+            raise ValueError(f"start must be in [0, 1), got {start}")
         b, t_len, _ = noisy.shape
         lengths = torch.full((b,), t_len, device=noisy.device) if lengths is None else lengths
         mask = lengths_to_mask(lengths, t_len)
@@ -140,7 +146,8 @@ class LatentEnhancer(nn.Module):
         if seed is not None:
             g = torch.Generator(device=noisy.device).manual_seed(seed)
         x = torch.randn(noisy.shape, generator=g, device=noisy.device, dtype=noisy.dtype)
-        ts = torch.linspace(0, 1, steps + 1, device=noisy.device)
+        x = (1 - start) * x + start * cond
+        ts = torch.linspace(start, 1, steps + 1, device=noisy.device)
         for i in range(steps):
             t = ts[i].expand(b)
             x = x + (ts[i + 1] - ts[i]) * self(x, cond, t, mask)
@@ -172,13 +179,13 @@ class SpeechEnhancer(nn.Module):
 
     @torch.no_grad()
     def enhance(self, wav: torch.Tensor | np.ndarray, lens: torch.Tensor | None = None, *, steps: int = 16,
-                seed: int | None = 0) -> torch.Tensor:
+                seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
         """Noisy 16 kHz speech ``[B, N]`` (or ``[N]``) → enhanced speech ``[B, T * 640]``."""
         w = torch.as_tensor(np.asarray(wav, dtype=np.float32) if isinstance(wav, np.ndarray) else wav)
         single = w.dim() == 1
         w, lens = batch_and_lengths(w, lens)
         z = self.tokenizer.encode(w, lens)
-        clean = self.enhancer.enhance(z.unified, z.lengths, steps=steps, seed=seed)
+        clean = self.enhancer.enhance(z.unified, z.lengths, steps=steps, seed=seed, start=start)
         out = self.tokenizer.decode(clean)
         n = z.lengths * 640
         out = out * lengths_to_mask(n, out.shape[-1]).to(out.dtype)
