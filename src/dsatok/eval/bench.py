@@ -40,17 +40,33 @@ def long_audio(corpus: str | Path | None, seconds: float, out: str | Path) -> Pa
     return Path(out)
 
 
-_CASE = r"""
+_HEAD = r"""
 import json, resource, sys, time, torch
-from dsatok.tokenizer import DSATokenizer
 from dsatok.audio import load, MelFrontend
 a = json.loads(sys.argv[1])
 torch.set_num_threads(a["threads"])
-m = DSATokenizer.from_pretrained(a["model"], vocoder=a.get("vocoder"))
+"""
+# after the model is loaded: the input, and a clock that a case may restart after its set-up
+_START = r"""
 x = torch.from_numpy(load(a["wav"]))
 secs = x.shape[0] / 16000
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
+clock = {}
+def restart():
+    clock["t0"] = time.perf_counter()
+    clock["base"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+restart()
+"""
+_TAIL = r"""
+dt = time.perf_counter() - clock["t0"]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": dt, "rtf": dt / secs, "peak_rss_mib": peak / 1024, "audio_seconds": secs,
+                  "rss_before_mib": clock["base"] / 1024}))
+"""
+
+_CASE = _HEAD + r"""
+from dsatok.tokenizer import DSATokenizer
+m = DSATokenizer.from_pretrained(a["model"], vocoder=a.get("vocoder"))
+""" + _START + r"""
 if a["case"] == "mel":
     MelFrontend()(x)
 elif a["case"] == "vocoder":
@@ -59,33 +75,20 @@ elif a["case"] == "encode":
     m.encode(x)
 elif a["case"] == "decode":
     tok = m.encode(x)
-    t0 = time.perf_counter()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    restart()
     m.decode(tok, steps=a["steps"])
 elif a["case"] == "reconstruct":
     m.reconstruct(x, steps=a["steps"])
-dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": dt, "rtf": dt / secs, "peak_rss_mib": peak / 1024, "audio_seconds": secs,
-                  "rss_before_mib": base / 1024}))
-"""
+""" + _TAIL
 
-
-_DASHENG_CASE = r"""
-import json, resource, sys, time, torch
-from dsatok.audio import load, MelFrontend
-from dsatok.models.dasheng import DashengTokenizer
-a = json.loads(sys.argv[1])
-torch.set_num_threads(a["threads"])
+_DASHENG_CASE = _HEAD + r"""
 if a["case"] == "enhance":
     from dsatok.models.enhancer import SpeechEnhancer
     m = SpeechEnhancer.from_pretrained(a["model"])
 else:
+    from dsatok.models.dasheng import DashengTokenizer
     m = DashengTokenizer.from_pretrained(a["model"])
-x = torch.from_numpy(load(a["wav"]))
-secs = x.shape[0] / 16000
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
+""" + _START + r"""
 with torch.no_grad():
     if a["case"] == "mel":
         MelFrontend()(x)
@@ -93,16 +96,11 @@ with torch.no_grad():
         m.encode(x)
     elif a["case"] == "decode":
         z = m.encode(x)
-        t0 = time.perf_counter()
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        restart()
         m.decode(z.unified)
     elif a["case"] == "enhance":
         m.enhance(x, steps=a["steps"])
-dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": dt, "rtf": dt / secs, "peak_rss_mib": peak / 1024, "audio_seconds": secs,
-                  "rss_before_mib": base / 1024}))
-"""
+""" + _TAIL
 
 
 def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2, vocoder: str | None = None,

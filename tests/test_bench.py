@@ -1,0 +1,15 @@
+"""dsatok bench codec: each case in its own process, with RTF and peak memory of that process."""
+
+from __future__ import annotations
+
+from dsatok.eval.bench import bench_codec, long_audio
+from dsatok.tokenizer import default_model_dir
+
+
+def test_bench_codec_measures_every_case_on_the_bundled_model(tmp_path):
+    wav = long_audio(None, 2.0, tmp_path / "x.wav")  # the bundled examples back to back
+    rep = bench_codec(str(default_model_dir()), str(wav), [4, 2], threads=1, log=lambda *a: None)
+    assert list(rep["rows"]) == ["mel", "vocoder", "encode", "decode@4", "decode@2"]
+    for r in rep["rows"].values():
+        assert r["rtf"] > 0 and r["audio_seconds"] == 2.0 and r["peak_rss_mib"] >= r["rss_before_mib"] > 0
+    assert rep["rows"]["vocoder"]["rtf_vs_vocoder"] == 1.0
