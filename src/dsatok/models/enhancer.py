@@ -184,12 +184,18 @@ class SpeechEnhancer(nn.Module):
         w = torch.as_tensor(np.asarray(wav, dtype=np.float32) if isinstance(wav, np.ndarray) else wav)
         single = w.dim() == 1
         w, lens = batch_and_lengths(w, lens)
-        z = self.tokenizer.encode(w, lens)
+        out = self.enhance_latents(self.tokenizer.encode(w, lens), steps=steps, seed=seed, start=start)
+        return out[0] if single else out
+
+    @torch.no_grad()
+    def enhance_latents(self, z, *, steps: int = 16, seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
+        """Tokenizer latents of noisy speech (:class:`DashengLatents`) → enhanced speech
+        ``[B, T * 640]``, zero past each item's length; for callers that already encoded."""
         clean = self.enhancer.enhance(z.unified, z.lengths, steps=steps, seed=seed, start=start)
         out = self.tokenizer.decode(clean)
         n = z.lengths * 640
         out = out * lengths_to_mask(n, out.shape[-1]).to(out.dtype)
-        return out[0, : int(n[0])] if single else out
+        return out[:, : int(n.max())]
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         out = self.enhancer.save_pretrained(out_dir)
