@@ -87,3 +87,56 @@ def test_triplets_pair_texts_with_other_voices(tiny_corpus):
         assert t["text"] == s.text and t["voice_speaker"] == a.speaker != s.speaker
         x, sr = sf.read(str(tiny_corpus / t["target_path"]))
         assert sr > 0 and x.shape[0] > sr * 0.3 and float(abs(x).max()) > 0.01
+
+
+def test_response_only_head_gives_the_transformers_loss():
+    lay = TokenLayout(0, 10, 7, 1)
+    lm = SpeechLM.tiny(lay, **TINY).eval()
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, lay.size, (2, 12), generator=g)
+    labels = ids.clone()
+    labels[:, :7] = IGNORE
+    labels[1, 10:] = IGNORE
+    mask = torch.ones_like(ids)
+    mask[1, 10:] = 0
+    ref = lm.lm(input_ids=ids, labels=labels, attention_mask=mask).loss
+    assert torch.allclose(lm(ids, labels, mask), ref, atol=1e-5)
+    labels[0, 8] = 3  # a different target must change the loss (the labels are really used)
+    assert not torch.allclose(lm(ids, labels, mask), ref, atol=1e-5)
+
+
+class _CountingTokenizer:
+    """Encodes any waveform to fixed-size tokens and counts the calls."""
+
+    single_stream = False
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint, self.calls = fingerprint, 0
+
+    def encode(self, wav):
+        from types import SimpleNamespace
+
+        self.calls += 1
+        n = max(1, wav.shape[-1] // 640)
+        return [SimpleNamespace(semantic=torch.arange(n)[None] % 10, acoustic=torch.zeros(1, 1, 2 * n, dtype=torch.long))]
+
+
+def test_triplet_tokens_are_cached_per_tokenizer(tiny_corpus):
+    from dsatok.lm.data import build_triplets, tokenize_triplets
+
+    build_triplets(tiny_corpus, "test", 2, jobs=1, progress=False, log=lambda *a: None)
+    a = _CountingTokenizer("aaaa")
+    first = tokenize_triplets(a, tiny_corpus, "test", progress=False)
+    assert a.calls == 6  # content, voice and target of two triplets
+    a2 = _CountingTokenizer("aaaa")
+    again = tokenize_triplets(a2, tiny_corpus, "test", progress=False)
+    assert a2.calls == 0
+    for x, y in zip(first, again):
+        assert all(torch.equal(u, v) for k in ("content_tokens", "target_tokens") for u, v in zip(x[k], y[k]))
+    b = _CountingTokenizer("bbbb")  # another tokenizer never reads the first one's tokens
+    tokenize_triplets(b, tiny_corpus, "test", progress=False)
+    assert b.calls == 6
+    (tiny_corpus / "triplets" / "tokens" / "aaaa.pt").write_bytes(b"garbage")
+    a3 = _CountingTokenizer("aaaa")
+    tokenize_triplets(a3, tiny_corpus, "test", progress=False)
+    assert a3.calls == 6

@@ -142,3 +142,12 @@ def test_stage2_init_from_an_export(flac_pack, tmp_path):
                                               "decoder.sem_codebook_size=1000", f"init_from={src}"])
     with pytest.raises(ConfigError, match="does not fit"):
         stage2.AcousticTask(bad).build_model()
+    # a tokenizer export has no speaker pool: the pool starts fresh, a single-stream decoder loads
+    (src / "speaker_pool.safetensors").unlink()
+    single = stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "tiny", "", None,
+                                      ov + [f"init_from={src}", "decoder.use_semantic=false"])
+    m = stage2.AcousticTask(single).build_model()
+    assert all(torch.equal(v, ref[k]) for k, v in m.decoder.state_dict().items())
+    (src / "acoustic" / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="missing acoustic"):
+        stage2.AcousticTask(cfg).build_model()

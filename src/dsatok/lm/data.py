@@ -84,9 +84,13 @@ def load_triplets(corpus: str | Path, split: str) -> list[dict[str, Any]]:
 
 @torch.no_grad()
 def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int = 0,
-                      progress: bool = True) -> list[dict[str, Any]]:
+                      progress: bool = True, cache: bool = True) -> list[dict[str, Any]]:
     """Each triplet with ``content`` / ``voice`` / ``target`` as ``(semantic [T_s], acoustic [L, T_a])``
-    and the audio files of the two sources (``content_path``, ``voice_path``)."""
+    and the audio files of the two sources (``content_path``, ``voice_path``).
+
+    With ``cache`` the tokens are kept in ``<corpus>/triplets/tokens/<fingerprint>.pt`` (keyed by
+    the tokenizer's fingerprint, so another tokenizer never reads them), and training and
+    evaluation encode each utterance once."""
     from tqdm import tqdm
 
     from ..audio import load
@@ -95,15 +99,17 @@ def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int
     root = Path(corpus)
     paths = {c.id: c.recording.sources[0].source for c in load_cuts(str(root), split)}
     trips = load_triplets(root, split)[: limit or None]
-    cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     single = bool(getattr(tokenizer, "single_stream", False))  # baseline: no semantic symbols in the sequence
+    store = root / "triplets" / "tokens" / f"{tokenizer.fingerprint}.pt" if cache else None
+    memo: dict[str, tuple[torch.Tensor, torch.Tensor]] = _read_tokens(store)
+    n_before = len(memo)
 
     def tok(key: str, path: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if key not in cache:
+        if key not in memo:
             t = tokenizer.encode(torch.from_numpy(load(path)))[0]
             sem = t.semantic[0, :0] if single else t.semantic[0]
-            cache[key] = (sem, t.acoustic[0])
-        return cache[key]
+            memo[key] = (sem.clone(), t.acoustic[0].clone())
+        return memo[key]
 
     out = []
     for t in tqdm(trips, desc=f"tokens ({split})", disable=not progress):
@@ -113,4 +119,20 @@ def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int
         p["voice_tokens"] = tok(t["voice"], paths[t["voice"]])
         p["target_tokens"] = tok("C:" + t["id"], str(root / t["target_path"]))
         out.append(p)
+    if store is not None and len(memo) > n_before:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(f".{store.name}.part")
+        torch.save(memo, tmp)
+        os.replace(tmp, store)
     return out
+
+
+def _read_tokens(store: Path | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The token cache at ``store`` (empty when absent or unreadable: it is rebuilt, never trusted)."""
+    if store is None or not store.is_file():
+        return {}
+    try:
+        memo = torch.load(store, weights_only=True)
+    except Exception:  # a cache is disposable: a damaged one is recomputed
+        return {}
+    return memo if isinstance(memo, dict) else {}

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..models.io import ModelLoadError
-from .format import TokenLayout
+from .format import IGNORE, TokenLayout
 
 __all__ = ["SpeechLM", "TINY_QWEN3", "Generation"]
 
@@ -69,8 +69,21 @@ class SpeechLM(nn.Module):
         _extend_vocab(lm, layout.size, seed)
         return cls(lm, layout)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        return self.lm(input_ids=input_ids, labels=labels, attention_mask=attention_mask).loss
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Mean next-token cross-entropy over the labelled positions (``labels != -100``).
+
+        The same loss as the transformers head, but the output projection runs only where a label
+        is: with a 65k-symbol acoustic vocabulary the head costs several times the whole body of a
+        small LM, and the prompt (about two thirds of a cloning sequence) carries no label.
+        """
+        import torch.nn.functional as F
+
+        h = self.lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, T, D]
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        logits = self.lm.get_output_embeddings()(h[:, :-1][keep])  # [N, V]
+        return F.cross_entropy(logits.float(), target[keep])
 
     @torch.no_grad()
     def generate(self, prompt: list[int], max_new_tokens: int, temperature: float = 1.0, top_k: int = 50,

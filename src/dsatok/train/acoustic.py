@@ -89,6 +89,8 @@ class Stage2Model(nn.Module):
         """``[B, S]`` tokens of ``batch``: its precomputed ``sem``, else the frozen tokenizer's."""
         if getattr(batch, "sem", None) is not None:
             return batch.sem
+        if not self.decoder.cfg.use_semantic:  # single-stream baseline: the decoder zeroes e_s anyway
+            return torch.zeros(batch.wav.shape[0], 1, dtype=torch.long, device=batch.wav.device)
         if self.semantic is None:
             raise ConfigError("this stage-2 model has no semantic tokenizer and the batch carries no tokens")
         with torch.no_grad():
@@ -140,13 +142,19 @@ class AcousticTask:
 
     @staticmethod
     def _init_from(model: Stage2Model, d: Path) -> None:
-        """Load an export's acoustic, decoder and speaker-pool weights (strict: same architecture)."""
+        """Load an export's acoustic, decoder and speaker-pool weights (strict: same architecture).
+
+        The speaker pool is a training-only head that tokenizer exports (the bundled model among
+        them) do not ship; when ``speaker_pool.safetensors`` is absent the pool starts fresh.
+        """
         from safetensors.torch import load_file
 
         for part, mod in (("acoustic/model.safetensors", model.acoustic), ("decoder/model.safetensors", model.decoder),
                           ("speaker_pool.safetensors", model.pool)):
             f = d / part
             if not f.is_file():
+                if mod is model.pool:
+                    continue
                 raise ConfigError(f"init_from {d}: missing {part}")
             try:
                 mod.load_state_dict(load_file(str(f)), strict=True)
