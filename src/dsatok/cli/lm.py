@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--mos", default="dnsmos")
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--top-k", type=int, default=50)
+    s.add_argument("--topline", action="store_true",
+                   help="also score the true targets' own tokens decoded (what a perfect LM would reach)")
     s.add_argument("-o", "--out", required=True, help="report JSON")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_eval)
@@ -126,13 +128,9 @@ def _clone(a: argparse.Namespace) -> int:
 
 
 def _eval(a: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
-    from ..audio import load
-    from ..eval.speaker import cosine
     from ..eval.tables import load_evaluators
-    from ..eval.text import wer
     from ..lm.clone import clone_tokens, decode_generated
     from ..lm.data import tokenize_triplets
     from ..lm.model import SpeechLM
@@ -142,13 +140,49 @@ def _eval(a: argparse.Namespace) -> int:
     lm = SpeechLM.from_pretrained(a.lm)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
     trips = tokenize_triplets(tok, a.corpus, a.split, a.limit, progress=not a.quiet)
-    refs, hyps, sims, sims_s, mos, hit, empty = [], [], [], [], [], 0, 0
+    gen, hit, lens = [], 0, []
     for i, t in enumerate(trips):
         sem, ac, h = clone_tokens(lm, t["content_tokens"], t["voice_tokens"], temperature=a.temperature,
                                   top_k=a.top_k, seed=i)
         hit += int(h)
+        lens.append(ac.shape[-1] / t["target_tokens"][1].shape[-1])
+        gen.append(decode_generated(tok, sem, ac))
+    rep = {"tokenizer": str(a.model or "bundled"), "fingerprint": tok.fingerprint, "lm": a.lm,
+           "lm_train": _train_summary(Path(a.lm)), "corpus": a.corpus, "split": a.split, "n": len(trips),
+           **_score(ev, trips, gen), "hit_max_fraction": round(hit / max(len(trips), 1), 4),
+           "length_ratio_to_target": round(float(torch.tensor(lens).median()), 3) if lens else None,
+           "temperature": a.temperature, "top_k": a.top_k, "evaluators": ev.names()}
+    if a.topline:
+        truth = [decode_generated(tok, *t["target_tokens"]) for t in trips]
+        rep["topline"] = _score(ev, trips, truth)
+    rep["seconds"] = round(time.perf_counter() - t0, 1)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(rep, indent=1) + "\n")
+    print(json.dumps(rep, indent=1))
+    return 0
+
+
+def _train_summary(lm_dir: Path) -> dict:
+    """Steps, seconds and best dev loss of the LM's training run (from its ``train_report.json``)."""
+    f = lm_dir / "train_report.json"
+    if not f.is_file():
+        return {}
+    r = json.loads(f.read_text())
+    return {k: r.get(k) for k in ("steps", "seconds", "best_dev_loss", "train_examples", "base_model", "lr")}
+
+
+def _score(ev, trips: list[dict], wavs: list) -> dict:
+    """WER against the content's text, SIM to the voice and to the content source, naturalness;
+    a missing output (nothing decodable) counts as an empty transcript."""
+    import numpy as np
+
+    from ..audio import load
+    from ..eval.speaker import cosine
+    from ..eval.text import wer
+
+    refs, hyps, sims, sims_s, mos, empty = [], [], [], [], [], 0
+    for t, wt in zip(trips, wavs):
         refs.append(t["text"])
-        wt = decode_generated(tok, sem, ac)
         if wt is None:
             empty += 1
             hyps.append("")
@@ -159,14 +193,7 @@ def _eval(a: argparse.Namespace) -> int:
         sims.append(cosine(e, ev.speaker.embed(load(t["voice_path"]))))
         sims_s.append(cosine(e, ev.speaker.embed(load(t["content_path"]))))
         mos.append({m.name: m(w) for m in ev.mos})
-    rep = {"tokenizer": str(a.model or "bundled"), "lm": a.lm, "split": a.split, "n": len(trips),
-           "wer": round(wer(refs, hyps), 4), "sim_to_voice": round(float(np.mean(sims)), 4) if sims else None,
-           "sim_to_content": round(float(np.mean(sims_s)), 4) if sims_s else None,
-           "mos": {k: round(float(np.mean([m[k] for m in mos])), 3) for k in (mos[0] if mos else {})},
-           "hit_max_fraction": round(hit / max(len(trips), 1), 4), "empty": empty,
-           "temperature": a.temperature, "top_k": a.top_k, "evaluators": ev.names(),
-           "seconds": round(time.perf_counter() - t0, 1), "examples": list(zip(refs, hyps))[:5]}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(rep, indent=1) + "\n")
-    print(json.dumps(rep, indent=1))
-    return 0
+    return {"wer": round(wer(refs, hyps), 4), "sim_to_voice": round(float(np.mean(sims)), 4) if sims else None,
+            "sim_to_content": round(float(np.mean(sims_s)), 4) if sims_s else None,
+            "mos": {k: round(float(np.mean([m[k] for m in mos])), 3) for k in (mos[0] if mos else {})},
+            "empty": empty, "examples": list(zip(refs, hyps))[:5]}
