@@ -177,3 +177,17 @@ def test_lm_cli_trains_clones_and_scores_with_a_topline(tiny_corpus, tmp_path, m
                "-o", str(wav), "--max-new-tokens", "40"])
     # an untrained LM may emit nothing decodable: then a one-line error and no file, else a valid wav
     assert (rc == 0 and sf.read(wav)[0].size > 0) or (rc == 1 and not wav.exists())
+
+
+def test_time_limit_ends_training_with_a_saved_model(tmp_path):
+    from dsatok.lm.train import examples_from, train_lm
+
+    lay = TokenLayout(0, 10, 7, 1)
+    lm = SpeechLM.tiny(lay, **TINY)
+    g = torch.Generator().manual_seed(2)
+    trip = {"content_tokens": _utt(g, 3, 1), "voice_tokens": _utt(g, 2, 1), "target_tokens": _utt(g, 3, 1)}
+    ex = examples_from(lm, [trip] * 8, max_len=512)
+    out = train_lm(lm, ex, ex[:2], tmp_path / "lm", batch_size=2, max_steps=50, time_limit_s=1e-9, progress=False,
+                   log=lambda *a: None)
+    assert out["steps"] == 1 and out["stopped_by"] == "time_limit" and len(out["history"]) == 1
+    assert SpeechLM.from_pretrained(tmp_path / "lm").layout == lay

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--max-len", type=int, default=2048)
     s.add_argument("--max-steps", type=int, default=0)
+    s.add_argument("--time-limit", type=float, default=0.0, help="seconds; stop (evaluate, save) after the step crossing it")
     s.add_argument("--limit", type=int, default=0, help="first N training triplets")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_train)
@@ -100,7 +101,7 @@ def _train(a: argparse.Namespace) -> int:
     tr = examples_from(lm, tokenize_triplets(tok, a.corpus, "train", a.limit, progress=not a.quiet), a.max_len)
     dv = examples_from(lm, tokenize_triplets(tok, a.corpus, "dev", 0, progress=not a.quiet), a.max_len)
     out = train_lm(lm, tr, dv, a.out, epochs=a.epochs, lr=lr, batch_size=a.batch_size, max_steps=a.max_steps,
-                   progress=not a.quiet)
+                   time_limit_s=a.time_limit, progress=not a.quiet)
     out.update({"tokenizer": str(a.model or "bundled"), "fingerprint": tok.fingerprint, "base_model": a.base_model,
                 "train_examples": len(tr), "dev_examples": len(dv), "lr": lr})
     (Path(a.out) / "train_report.json").write_text(json.dumps(out, indent=1) + "\n")

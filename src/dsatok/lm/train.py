@@ -60,8 +60,13 @@ def _save_atomic(model: SpeechLM, out: Path) -> None:
 
 def train_lm(model: SpeechLM, train: list[tuple[list[int], list[int]]], dev: list[tuple[list[int], list[int]]],
              out_dir: str | Path, epochs: int = 5, lr: float = 1e-3, batch_size: int = 8, warmup_ratio: float = 0.1,
-             seed: int = 0, max_steps: int = 0, progress: bool = True, log=print) -> dict[str, Any]:
-    """Train, evaluate the response loss on ``dev`` after each epoch, save the best to ``out_dir``."""
+             seed: int = 0, max_steps: int = 0, time_limit_s: float = 0.0, progress: bool = True,
+             log=print) -> dict[str, Any]:
+    """Train, evaluate the response loss on ``dev`` after each epoch, save the best to ``out_dir``.
+
+    ``time_limit_s`` (> 0) ends training after the step that crosses it, with the same final dev
+    evaluation and save as a finished run (``stopped_by`` in the result says which limit ended it).
+    """
     from tqdm import tqdm
 
     if not train:
@@ -76,7 +81,7 @@ def train_lm(model: SpeechLM, train: list[tuple[list[int], list[int]]], dev: lis
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    history, best, step, t0 = [], float("inf"), 0, time.time()
+    history, best, step, t0, stopped = [], float("inf"), 0, time.time(), "steps"
     bar = tqdm(total=total, desc="lm", disable=not progress)
     while step < total:
         order = list(range(len(train)))
@@ -93,6 +98,8 @@ def train_lm(model: SpeechLM, train: list[tuple[list[int], list[int]]], dev: lis
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            if time_limit_s > 0 and time.time() - t0 >= time_limit_s and step < total:
+                stopped, total = "time_limit", step
             if step >= total:
                 break
         dev_loss = evaluate_loss(model, dev, batch_size) if dev else float(loss)
@@ -102,7 +109,8 @@ def train_lm(model: SpeechLM, train: list[tuple[list[int], list[int]]], dev: lis
             best = dev_loss
             _save_atomic(model, out)
     bar.close()
-    return {"steps": step, "best_dev_loss": best, "history": history, "seconds": round(time.time() - t0, 1)}
+    return {"steps": step, "best_dev_loss": best, "history": history, "seconds": round(time.time() - t0, 1),
+            "stopped_by": stopped}
 
 
 @torch.no_grad()
