@@ -67,3 +67,12 @@ def test_tensorboard_media(tmp_path):
     ea = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "audio": 0})
     ea.Reload()
     assert ea.Tags()["images"] == ["mel"] and ea.Tags()["audio"] == ["audio"]
+
+
+def test_preview_leaves_the_resume_position(tiny_corpus):
+    for workers in (0, 1):
+        b = _batches(tiny_corpus, workers=workers)
+        ref = _ids(_batches(tiny_corpus), 4)
+        seen = [tuple(x.ids) for x in b.preview(3)]
+        assert seen == ref[:3] and b.state_dict() == {"epoch": 0, "batch_in_epoch": 0}
+        assert _ids(b, 4) == ref

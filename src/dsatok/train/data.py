@@ -126,6 +126,18 @@ class ResumableBatches:
         self.epoch = int(sd["epoch"])
         self.batch_in_epoch = int(sd["batch_in_epoch"])
 
+    def preview(self, n: int) -> Iterator[Any]:
+        """The next ``n`` batches, leaving the resume position where it was: a trainer iterating
+        afterwards starts at the same batch (used to measure data statistics before training)."""
+        state = self.state_dict()
+        it = iter(self)
+        try:
+            for _ in range(n):
+                yield next(it)
+        finally:
+            it.close()  # shuts the DataLoader (and its workers) down
+            self.load_state_dict(state)
+
     def _epoch_batches(self, skip: int) -> Iterator[Any]:
         self.sampler.set_epoch(self.epoch)
         for i, cuts in enumerate(self.sampler):

@@ -202,6 +202,5 @@ def run(corpus: str, preset: str = "tiny", tokenizer: str | None = None, config:
     if cfg.model.latent_dim != tok.cfg.dim:  # the enhancer works in the tokenizer's latent width
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, latent_dim=tok.cfg.dim))
     batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
-    stats = latent_stats(tok, iter(batches), cfg.stats_batches)
-    batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
+    stats = latent_stats(tok, batches.preview(cfg.stats_batches), cfg.stats_batches)
     return Trainer(EnhanceTask(cfg, tok, stats), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()
