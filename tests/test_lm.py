@@ -168,6 +168,12 @@ def test_lm_cli_trains_clones_and_scores_with_a_topline(tiny_corpus, tmp_path, m
     assert main(["lm", "eval", "--corpus", str(tiny_corpus), "--lm", str(lm_dir), "--model", str(tok_dir),
                  "--limit", "2", "--topline", "-o", str(out), "--quiet"]) == 0
     rep = json.loads(out.read_text())
+    md = tmp_path / "t2.md"
+    assert main(["lm", "table", f"dsa={out}", f"again={out}", "-o", str(md)]) == 0
+    lines = md.read_text().splitlines()
+    assert sum(line.startswith("| dsa") for line in lines) == 2 and any("again topline" in x for x in lines)
+    assert main(["lm", "table", f"x={tmp_path / 'lm' / 'train_report.json'}"]) == 2
+    rep = json.loads(out.read_text())
     assert rep["n"] == 2 and rep["lm_train"]["steps"] == 2 and 0 <= rep["hit_max_fraction"] <= 1
     # the topline decodes the true targets' tokens: real audio, so transcripts and a speaker score
     assert rep["topline"]["empty"] == 0 and rep["topline"]["sim_to_voice"] is not None

@@ -66,6 +66,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_eval)
 
+    s = ps.add_parser("table", help="Table 2 (Markdown) from lm eval reports: NAME=REPORT.json ...")
+    s.add_argument("reports", nargs="+", metavar="NAME=REPORT")
+    s.add_argument("-o", "--out", default=None, help="also write the Markdown here")
+    s.set_defaults(func=_table)
+
+
+def _table(a: argparse.Namespace) -> int:
+    from ..eval.tables import markdown_table
+    from .main import CLIError
+
+    rows = []
+    for spec in a.reports:
+        name, _, path = spec.rpartition("=")
+        try:
+            rep = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise CLIError(f"{path}: not a readable lm eval report ({e})", 2) from None
+        if "wer" not in rep or "hit_max_fraction" not in rep:
+            raise CLIError(f"{path}: not an lm eval report (no wer / hit_max_fraction)", 2)
+        rows += table2_rows(name or Path(path).stem, rep)
+    md = markdown_table(rows, "Table 2: LLM voice cloning (content of S in the voice of A)")
+    if a.out:
+        Path(a.out).write_text(md)
+    print(md, end="")
+    return 0
+
+
+def table2_rows(name: str, rep: dict) -> list[dict]:
+    """One row for the LM's clones (and one for the topline when the report has it)."""
+    def row(system: str, r: dict, lm: bool) -> dict:
+        out = {"system": system, "n": rep.get("n"), "wer": r.get("wer"), "sim_to_voice": r.get("sim_to_voice"),
+               "sim_to_content": r.get("sim_to_content"), **{k: v for k, v in (r.get("mos") or {}).items()},
+               "empty": r.get("empty")}
+        out["hit_max"] = rep.get("hit_max_fraction") if lm else "-"
+        out["len_ratio"] = rep.get("length_ratio_to_target") if lm else "-"
+        out["lm_steps"] = (rep.get("lm_train") or {}).get("steps", "-") if lm else "-"
+        return out
+
+    rows = [row(name, rep, True)]
+    if rep.get("topline"):
+        rows.append(row(f"{name} topline (true C tokens)", rep["topline"], False))
+    return rows
+
 
 def _build(a: argparse.Namespace) -> int:
     from ..lm.data import build_triplets
