@@ -151,3 +151,22 @@ def test_stage2_init_from_an_export(flac_pack, tmp_path):
     (src / "acoustic" / "model.safetensors").unlink()
     with pytest.raises(ConfigError, match="missing acoustic"):
         stage2.AcousticTask(cfg).build_model()
+
+
+def test_single_stream_stage2_never_runs_the_semantic_tokenizer():
+    from types import SimpleNamespace
+
+    from dsatok.config import ConfigError
+    from dsatok.models.acoustic import AcousticConfig, AcousticTokenizer
+    from dsatok.models.flow_decoder import DecoderConfig, FlowDecoder
+    from dsatok.train.acoustic import Stage2Model
+
+    ac = AcousticTokenizer(AcousticConfig(enc_dims=(8, 16, 16, 16), latent_dim=16))
+    dec = dict(dim=32, blocks=1, heads=2, ac_latent_dim=16, ac_dec_dims=(16, 16, 16, 16), sem_embed_dim=16)
+    batch = SimpleNamespace(wav=torch.zeros(3, 1600), wav_lens=torch.full((3,), 1600))
+    single = Stage2Model(None, ac, FlowDecoder(DecoderConfig(use_semantic=False, **dec)), 16)
+    tokens = single.semantic_tokens(batch)
+    assert tokens.shape == (3, 1) and int(tokens.abs().sum()) == 0
+    full = Stage2Model(None, ac, FlowDecoder(DecoderConfig(**dec)), 16)
+    with pytest.raises(ConfigError, match="no semantic tokenizer"):
+        full.semantic_tokens(batch)
