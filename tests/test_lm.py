@@ -174,7 +174,7 @@ def test_lm_cli_trains_clones_and_scores_with_a_topline(tiny_corpus, tmp_path, m
     assert sum(line.startswith("| dsa") for line in lines) == 2 and any("again topline" in x for x in lines)
     assert main(["lm", "table", f"x={tmp_path / 'lm' / 'train_report.json'}"]) == 2
     rep = json.loads(out.read_text())
-    assert rep["n"] == 2 and rep["lm_train"]["steps"] == 2 and 0 <= rep["hit_max_fraction"] <= 1
+    assert rep["n"] == 2 and rep["lm_train"]["steps"] == 2 and rep["decode"]["steps"] > 0 and 0 <= rep["hit_max_fraction"] <= 1
     # the topline decodes the true targets' tokens: real audio, so transcripts and a speaker score
     assert rep["topline"]["empty"] == 0 and rep["topline"]["sim_to_voice"] is not None
     src = next(iter(load_cuts(str(tiny_corpus), "test"))).recording.sources[0].source

@@ -172,6 +172,8 @@ def _clone(a: argparse.Namespace) -> int:
 
 
 def _eval(a: argparse.Namespace) -> int:
+    import dataclasses
+
     import torch
 
     from ..eval.tables import load_evaluators
@@ -191,7 +193,8 @@ def _eval(a: argparse.Namespace) -> int:
         hit += int(h)
         lens.append(ac.shape[-1] / t["target_tokens"][1].shape[-1])
         gen.append(decode_generated(tok, sem, ac))
-    rep = {"tokenizer": str(a.model or "bundled"), "fingerprint": tok.fingerprint, "lm": a.lm,
+    rep = {"tokenizer": str(a.model or "bundled"), "fingerprint": tok.fingerprint, "single_stream": tok.single_stream,
+           "decode": dataclasses.asdict(tok.decode_options), "lm": a.lm,
            "lm_train": _train_summary(Path(a.lm)), "corpus": a.corpus, "split": a.split, "n": len(trips),
            **_score(ev, trips, gen), "hit_max_fraction": round(hit / max(len(trips), 1), 4),
            "length_ratio_to_target": round(float(torch.tensor(lens).median()), 3) if lens else None,
