@@ -59,7 +59,7 @@ class SpeechLM(nn.Module):
         if not (d / "config.json").is_file():
             raise ModelLoadError(f"{d}: not a transformers model directory (no config.json)")
         try:
-            lm = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, torch_dtype=torch.float32)
+            lm = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"{d}: cannot load the base LM ({str(e).splitlines()[0]})") from None
         if lm.config.model_type != "qwen3":
@@ -128,7 +128,7 @@ class SpeechLM(nn.Module):
         if not (d / LAYOUT_FILE).is_file():
             raise ModelLoadError(f"{d}: not a dsatok speech LM (no {LAYOUT_FILE})")
         layout = TokenLayout(**json.loads((d / LAYOUT_FILE).read_text()))
-        lm = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, torch_dtype=torch.float32)
+        lm = AutoModelForCausalLM.from_pretrained(str(d), local_files_only=True, dtype=torch.float32)
         if lm.get_input_embeddings().weight.shape[0] != layout.size:
             raise ModelLoadError(f"{d}: vocabulary {lm.get_input_embeddings().weight.shape[0]} != layout {layout.size}")
         return cls(lm, layout).eval()
