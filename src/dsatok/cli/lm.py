@@ -100,7 +100,7 @@ def table2_rows(name: str, rep: dict) -> list[dict]:
                "sim_to_content": r.get("sim_to_content"), **{k: v for k, v in (r.get("mos") or {}).items()},
                "empty": r.get("empty")}
         out["hit_max"] = rep.get("hit_max_fraction") if lm else "-"
-        out["len_ratio"] = rep.get("length_ratio_to_target") if lm else "-"
+        out["duration_ratio"] = rep.get("duration_ratio_to_target") if lm else "-"
         out["lm_steps"] = (rep.get("lm_train") or {}).get("steps", "-") if lm else "-"
         return out
 
@@ -174,6 +174,7 @@ def _clone(a: argparse.Namespace) -> int:
 def _eval(a: argparse.Namespace) -> int:
     import dataclasses
 
+    import soundfile as sf
     import torch
 
     from ..eval.tables import load_evaluators
@@ -191,13 +192,16 @@ def _eval(a: argparse.Namespace) -> int:
         sem, ac, h = clone_tokens(lm, t["content_tokens"], t["voice_tokens"], temperature=a.temperature,
                                   top_k=a.top_k, seed=i)
         hit += int(h)
-        lens.append(ac.shape[-1] / t["target_tokens"][1].shape[-1])
-        gen.append(decode_generated(tok, sem, ac))
+        w = decode_generated(tok, sem, ac)
+        target_s = sf.info(str(Path(a.corpus) / t["target_path"])).duration
+        lens.append((0.0 if w is None else w.shape[-1] / tok.sample_rate) / target_s)
+        gen.append(w)
     rep = {"tokenizer": str(a.model or "bundled"), "fingerprint": tok.fingerprint, "single_stream": tok.single_stream,
            "decode": dataclasses.asdict(tok.decode_options), "lm": a.lm,
            "lm_train": _train_summary(Path(a.lm)), "corpus": a.corpus, "split": a.split, "n": len(trips),
            **_score(ev, trips, gen), "hit_max_fraction": round(hit / max(len(trips), 1), 4),
-           "length_ratio_to_target": round(float(torch.tensor(lens).median()), 3) if lens else None,
+           # duration of the decoded clone over that of the true target C (median; 0 for nothing decodable)
+           "duration_ratio_to_target": round(float(torch.tensor(lens).median()), 3) if lens else None,
            "temperature": a.temperature, "top_k": a.top_k, "evaluators": ev.names()}
     if a.topline:
         truth = [decode_generated(tok, *t["target_tokens"]) for t in trips]
