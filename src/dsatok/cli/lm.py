@@ -187,8 +187,11 @@ def _eval(a: argparse.Namespace) -> int:
     lm = SpeechLM.from_pretrained(a.lm)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
     trips = tokenize_triplets(tok, a.corpus, a.split, a.limit, progress=not a.quiet)
+    from tqdm import tqdm
+
     gen, hit, lens = [], 0, []
-    for i, t in enumerate(trips):
+    ref_emb: dict[str, object] = {}  # speaker embeddings of the source files, shared by both scorings
+    for i, t in enumerate(tqdm(trips, desc="clone", disable=a.quiet)):
         sem, ac, h = clone_tokens(lm, t["content_tokens"], t["voice_tokens"], temperature=a.temperature,
                                   top_k=a.top_k, seed=i)
         hit += int(h)
@@ -199,13 +202,13 @@ def _eval(a: argparse.Namespace) -> int:
     rep = {"tokenizer": str(a.model or "bundled"), "fingerprint": tok.fingerprint, "single_stream": tok.single_stream,
            "decode": dataclasses.asdict(tok.decode_options), "lm": a.lm,
            "lm_train": _train_summary(Path(a.lm)), "corpus": a.corpus, "split": a.split, "n": len(trips),
-           **_score(ev, trips, gen), "hit_max_fraction": round(hit / max(len(trips), 1), 4),
+           **_score(ev, trips, gen, ref_emb), "hit_max_fraction": round(hit / max(len(trips), 1), 4),
            # duration of the decoded clone over that of the true target C (median; 0 for nothing decodable)
            "duration_ratio_to_target": round(float(torch.tensor(lens).median()), 3) if lens else None,
            "temperature": a.temperature, "top_k": a.top_k, "evaluators": ev.names()}
     if a.topline:
         truth = [decode_generated(tok, *t["target_tokens"]) for t in trips]
-        rep["topline"] = _score(ev, trips, truth)
+        rep["topline"] = _score(ev, trips, truth, ref_emb)
     rep["seconds"] = round(time.perf_counter() - t0, 1)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(rep, indent=1) + "\n")
@@ -222,9 +225,10 @@ def _train_summary(lm_dir: Path) -> dict:
     return {k: r.get(k) for k in ("steps", "seconds", "best_dev_loss", "train_examples", "base_model", "lr")}
 
 
-def _score(ev, trips: list[dict], wavs: list) -> dict:
+def _score(ev, trips: list[dict], wavs: list, ref_emb: dict) -> dict:
     """WER against the content's text, SIM to the voice and to the content source, naturalness;
-    a missing output (nothing decodable) counts as an empty transcript."""
+    a missing output (nothing decodable) counts as an empty transcript. ``ref_emb`` memoises the
+    source files' speaker embeddings (path -> embedding) across calls."""
     import numpy as np
 
     from ..audio import load
@@ -241,8 +245,11 @@ def _score(ev, trips: list[dict], wavs: list) -> dict:
         w = wt.numpy()
         hyps.append(ev.asr.transcribe(w))
         e = ev.speaker.embed(w)
-        sims.append(cosine(e, ev.speaker.embed(load(t["voice_path"]))))
-        sims_s.append(cosine(e, ev.speaker.embed(load(t["content_path"]))))
+        for path in (t["voice_path"], t["content_path"]):
+            if path not in ref_emb:
+                ref_emb[path] = ev.speaker.embed(load(path))
+        sims.append(cosine(e, ref_emb[t["voice_path"]]))
+        sims_s.append(cosine(e, ref_emb[t["content_path"]]))
         mos.append({m.name: m(w) for m in ev.mos})
     return {"wer": round(wer(refs, hyps), 4), "sim_to_voice": round(float(np.mean(sims)), 4) if sims else None,
             "sim_to_content": round(float(np.mean(sims_s)), 4) if sims_s else None,
