@@ -59,6 +59,26 @@ def test_encode_batch_equals_single_and_lengths(model):
     assert torch.equal(one.semantic[0], tok.semantic[1, :18]) and torch.equal(one.acoustic[0], tok.acoustic[1, :, :36])
 
 
+def test_single_stream_encode_never_runs_the_semantic_encoder(model, monkeypatch):
+    import dataclasses
+
+    torch.manual_seed(0)
+    dec = FlowDecoder(dataclasses.replace(DEC, use_semantic=False))
+    single = DSATokenizer(model.semantic, model.acoustic, dec, model.vocoder)
+    assert single.single_stream
+    a, b = _wav(1.3, 0), _wav(0.72, 1)
+    full = model.encode([a, b])
+
+    def boom(*_a, **_k):
+        raise AssertionError("the semantic encoder ran")
+
+    monkeypatch.setattr(model.semantic, "encode", boom)
+    tok = single.encode([a, b])
+    assert tok.semantic_lengths.tolist() == full.semantic_lengths.tolist()
+    assert int(tok.semantic.abs().sum()) == 0
+    assert torch.equal(tok.acoustic, full.acoustic)
+
+
 def test_decode_lengths_and_seed(model):
     tok = model.encode([_wav(0.8, 0), _wav(0.5, 1)])
     w1 = model.decode(tok, steps=2, seed=3)

@@ -235,7 +235,11 @@ class DSATokenizer(nn.Module):
         x = torch.zeros(len(waves), int(lens.max()), device=dev)
         for i, w in enumerate(waves):
             x[i, : w.shape[0]] = w.to(dev)
-        s_idx, s_lens = self.semantic.encode(x, lens)
+        if self.single_stream:  # its decoder ignores semantic tokens: placeholders, the encoder is never run
+            s_lens = self.semantic.encoder.token_lengths(lens)
+            s_idx = torch.zeros(len(waves), int(s_lens.max()), dtype=torch.long, device=dev)
+        else:
+            s_idx, s_lens = self.semantic.encode(x, lens)
         a_idx, a_lens = self.acoustic.encode(x, lens)
         return ([s_idx[i, : int(s_lens[i])] for i in range(len(waves))],
                 [a_idx[i, :, : int(a_lens[i])] for i in range(len(waves))])
@@ -263,7 +267,10 @@ class DSATokenizer(nn.Module):
     @torch.no_grad()
     def encode(self, audio: AudioInput | Sequence[AudioInput], lengths: torch.Tensor | None = None, *,
                chunk_seconds: float = 30.0, context_seconds: float = 2.0, batch_seconds: float = 120.0) -> Tokens:
-        """Tokens of one or more utterances (batched, padded; long ones in chunks)."""
+        """Tokens of one or more utterances (batched, padded; long ones in chunks).
+
+        A single-stream model's semantic stream is all zeros (its decoder does not read it; the
+        semantic encoder is not run), with the lengths a full model would give."""
         waves = self._waves(audio, lengths)
         sem: list[torch.Tensor | None] = [None] * len(waves)
         ac: list[torch.Tensor | None] = [None] * len(waves)
