@@ -88,6 +88,20 @@ def test_time_limit_stops_with_a_resumable_checkpoint(tiny_corpus, tmp_path, mon
     assert again["step"] == 12 and min(_losses(tmp_path / "r")) == 1
 
 
+def test_stop_step_is_a_segment_of_the_full_schedule(tiny_corpus, tmp_path):
+    import tiny_task
+
+    tiny_task.run(str(tiny_corpus), str(tmp_path / "whole"), 12)
+    out = tiny_task.run(str(tiny_corpus), str(tmp_path / "seg"), 12, extra=("stop_step=7",))
+    assert out["step"] == 7 and (tmp_path / "seg" / "final" / "model.safetensors").is_file()
+    whole, seg = _losses(tmp_path / "whole"), _losses(tmp_path / "seg")
+    assert sorted(seg) == list(range(1, 8))
+    # the learning rate followed the 12-step schedule, so the segment is the whole run's first 7 steps
+    assert all(abs(seg[s] - whole[s]) <= 1e-6 for s in seg)
+    again = tiny_task.run(str(tiny_corpus), str(tmp_path / "seg"), 12)
+    assert again["step"] == 12 and abs(_losses(tmp_path / "seg")[12] - whole[12]) <= 1e-6
+
+
 def test_corrupt_checkpoint_falls_back_to_previous(tiny_corpus, tmp_path):
     run = tmp_path / "r"
     _run(tiny_corpus, run, 10)

@@ -76,6 +76,9 @@ class TrainConfig:
     best_metric: str = "loss"
     best_mode: Literal["min", "max"] = "min"
     time_limit_s: float = 0.0  # stop after this many seconds of this process (checkpoint + final export); 0: none
+    # stop (checkpoint + final export) at this step while the LR schedule still runs to max_steps: a
+    # step-matched segment of a longer run (e.g. ablations fine-tuned for equal steps); 0: none
+    stop_step: int = 0
     optim: OptimConfig = OptimConfig()
     data: DataConfig = DataConfig()
 

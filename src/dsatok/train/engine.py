@@ -322,6 +322,12 @@ class Trainer:
                     self._checkpoint()  # keep the best step resumable too
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.max_steps:
                 self._checkpoint()
+            if cfg.stop_step > 0 and cfg.stop_step <= self.step < cfg.max_steps:
+                if self.is_main:
+                    bar.write(f"stop_step {cfg.stop_step} reached: checkpoint and export")
+                if self.step % cfg.ckpt_every:
+                    self._checkpoint()
+                break
             if cfg.time_limit_s > 0 and self.step < cfg.max_steps:
                 over = time.time() - t_start > cfg.time_limit_s
                 if self.acc.num_processes > 1:
