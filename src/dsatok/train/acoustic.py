@@ -195,11 +195,11 @@ class AcousticTask:
         v = m.decoder.velocity(xt, tt, ctx)
         fm = flow_loss(v, x1 - x0, loss_mask)
         loss = fm
-        logs = {"flow": float(fm), "recomb": float(recomb)}
+        logs = {"flow": float(fm.detach()), "recomb": float(recomb)}
         if c.bound_weight > 0:
             bound = m.acoustic.fsq.bound_penalty(ac_h)
             loss = loss + c.bound_weight * bound
-            logs["bound"] = float(bound)
+            logs["bound"] = float(bound.detach())
         if c.speaker_loss and c.spk_weight > 0:
             ref = torch.stack([self.spk[i] for i in batch.ids]).to(dev)
             amask = lengths_to_mask(ac_lens, ac_q.shape[1])
@@ -208,7 +208,7 @@ class AcousticTask:
             pooled = m.pool(ac_q, amask)
             spk = (1 - F.cosine_similarity(pooled, ref, dim=-1)).mean()
             loss = loss + c.spk_weight * spk
-            logs["spk"] = float(spk)
+            logs["spk"] = float(spk.detach())
         return loss, logs
 
     def training_step(self, model, batch, step):
