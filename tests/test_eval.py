@@ -92,3 +92,22 @@ def test_ablation_table_has_one_row_per_model_from_their_outputs(tiny_corpus, tm
         assert 0 <= r["recomb_closer_to_voice"] <= 1 and r["recomb_mel_dtw_to_target"] > 0
     assert rows["a"]["recon_mel_l1"] != rows["b"]["recon_mel_l1"]
     assert rep["details"]["a"]["fingerprint"] != rep["details"]["b"]["fingerprint"]
+
+
+def test_probe_streams_speaker_task_alone_skips_the_train_split(tiny_corpus):
+    from dsatok.eval.probe import probe_streams
+
+    seen: list[int] = []
+
+    def source(wav: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.append(int(wav.shape[0]))
+        return {"s": (wav[: (wav.shape[0] // 640) * 640].abs().view(-1, 640).mean(1) * 1000).long().clamp(0, 15)}
+
+    cfg = ProbeConfig(embed=8, channels=8, hidden=8, epochs=1, batch=4)
+    rep = probe_streams(source, {"s": 16}, {"s": 25.0}, tiny_corpus, cfg, progress=False, log=lambda *_: None,
+                        tasks=("speaker",))
+    assert set(rep["utterances"]) == {"dev", "test"} and len(seen) == sum(rep["utterances"].values())
+    row = rep["streams"]["s"]
+    assert row["asr"] == {} and 0.0 <= row["speaker"]["test_acc"] <= 1.0
+    with pytest.raises(ValueError, match="probe tasks"):
+        probe_streams(source, {"s": 16}, {"s": 25.0}, tiny_corpus, cfg, progress=False, tasks=("wer",))

@@ -81,3 +81,35 @@ def test_dit_block_is_identity_at_init():
     kv = blk.cross_att.kv(torch.randn(2, 7, 8), rope)
     out = blk(x, c, torch.ones(2, 5, dtype=torch.bool), (rope[0][:5], rope[1][:5]), kv, torch.ones(2, 7, dtype=torch.bool))
     assert torch.allclose(out, x)
+
+
+def test_spec_augment_masks_within_valid_frames_only():
+    from dsatok.nn.augment import spec_augment
+
+    torch.manual_seed(0)
+    x = torch.ones(3, 50, 16)
+    lens = torch.tensor([50, 20, 0])
+    y = spec_augment(x, lens, time_masks=3, time_width=8, time_frac=0.2, freq_masks=0, freq_width=4)
+    assert torch.equal(x, torch.ones(3, 50, 16))  # input untouched
+    zeroed = (y == 0).all(-1)  # [B, T] frames fully masked
+    assert zeroed[0].any() and zeroed[0].sum() <= 3 * 8
+    assert not zeroed[1, 20:].any() and zeroed[1].sum() <= 3 * 4  # at most 0.2 * 20 frames per mask
+    assert not zeroed[2].any()
+    z = spec_augment(x, lens, time_masks=0, time_width=8, time_frac=0.2, freq_masks=2, freq_width=5)
+    bands = (z == 0).all(1)  # [B, C] channels masked at every frame
+    assert bands.any() and (bands.sum(-1) <= 10).all() and ((z == 0) == bands[:, None, :]).all()
+
+
+def test_semantic_specaug_only_in_training():
+    from dsatok.models.semantic import SemanticConfig, SemanticTokenizer
+
+    torch.manual_seed(0)
+    tok = SemanticTokenizer(SemanticConfig(dim=32, layers=1, heads=2, dropout=0.0, specaug_time_masks=4,
+                                           specaug_freq_masks=2, specaug_freq_width=20))
+    wav, lens = torch.randn(1, 16000) * 0.1, torch.tensor([16000])
+    tok.eval()
+    a, b = tok.encoder(wav, lens)[0], tok.encoder(wav, lens)[0]
+    assert torch.equal(a, b)
+    tok.train()
+    c = tok.encoder(wav, lens)[0]
+    assert not torch.allclose(a, c)

@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True)
     s.add_argument("--epochs", type=int, default=12)
     s.add_argument("--limit", type=int, default=0, help="first N utterances of each split (0: all)")
+    s.add_argument("--tasks", default="asr,speaker",
+                   help="comma-separated probes: asr (CTC over characters), speaker (speaker ID)")
     s.add_argument("-o", "--out", default=None, help="write the JSON report here (and a .md table beside it)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_probe)
@@ -193,13 +195,18 @@ def _probe(a: argparse.Namespace) -> int:
         src = semantic_source(SemanticTokenizer.from_pretrained(d))
     else:
         src = dsa_source(DSATokenizer.from_pretrained(d))
-    rep = probe_streams(*src, a.corpus, ProbeConfig(epochs=a.epochs), limit=a.limit, progress=not a.quiet)
+    tasks = tuple(t.strip() for t in a.tasks.split(",") if t.strip())
+    if not tasks or any(t not in ("asr", "speaker") for t in tasks):
+        raise SystemExit(f"dsatok eval probe: --tasks must list asr and/or speaker, got '{a.tasks}'")
+    rep = probe_streams(*src, a.corpus, ProbeConfig(epochs=a.epochs), limit=a.limit, progress=not a.quiet,
+                        tasks=tasks)
     rep["model"] = str(d)
     if a.out:
         lines = ["| stream | rate (Hz) | codebook | ASR WER | ASR CER | speaker acc | chance |", "|---|---|---|---|---|---|---|"]
         for n, r in rep["streams"].items():
-            lines.append(f"| {n} | {r['frame_rate']:g} | {r['codebook_size']} | {r['asr'].get('test_wer', float('nan')):.3f} | "
-                         f"{r['asr'].get('test_cer', float('nan')):.3f} | {r['speaker']['test_acc']:.3f} | {r['speaker']['chance']:.3f} |")
+            asr, spk, nan = r["asr"], r["speaker"], float("nan")
+            lines.append(f"| {n} | {r['frame_rate']:g} | {r['codebook_size']} | {asr.get('test_wer', nan):.3f} | "
+                         f"{asr.get('test_cer', nan):.3f} | {spk.get('test_acc', nan):.3f} | {spk.get('chance', nan):.3f} |")
         Path(a.out).with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     _write(rep, a.out)

@@ -250,20 +250,28 @@ def train_speaker_probe(codebook: int, seqs: list[torch.Tensor], ids: list[str],
 
 def probe_streams(source: TokenSource, sizes: dict[str, int], rates: dict[str, float], corpus: str | Path,
                   cfg: ProbeConfig = ProbeConfig(), limit: int = 0, progress: bool = True,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Both probes for every stream of ``source``; the Table-4 rows."""
+                  log: Callable[[str], None] = print, tasks: tuple[str, ...] = ("asr", "speaker")) -> dict[str, Any]:
+    """The probes in ``tasks`` (``asr``, ``speaker``) for every stream of ``source``; the Table-4 rows.
+
+    The speaker probe alone needs only the dev and test splits, so the train split is not tokenised then.
+    """
+    bad = [t for t in tasks if t not in ("asr", "speaker")]
+    if bad or not tasks:
+        raise ValueError(f"probe tasks must be among asr, speaker; got {', '.join(tasks) or 'none'}")
     t0 = time.perf_counter()
-    data = {s: extract_streams(source, corpus, s, limit, progress) for s in ("train", "dev", "test")}
+    splits = ("train", "dev", "test") if "asr" in tasks else ("dev", "test")
+    data = {s: extract_streams(source, corpus, s, limit, progress) for s in splits}
     rows: dict[str, Any] = {}
     spk_ids = data["dev"].ids + data["test"].ids
     spk_names = data["dev"].speakers + data["test"].speakers
+    nan = float("nan")
     for name in sizes:
-        tr, dv, te = (data[s].streams[name] for s in ("train", "dev", "test"))
-        asr = train_asr_probe(sizes[name], rates[name], (tr, data["train"].texts), (dv, data["dev"].texts),
-                              (te, data["test"].texts), cfg)
-        spk = train_speaker_probe(sizes[name], dv + te, spk_ids, spk_names, cfg)
+        dv, te = data["dev"].streams[name], data["test"].streams[name]
+        asr = train_asr_probe(sizes[name], rates[name], (data["train"].streams[name], data["train"].texts),
+                              (dv, data["dev"].texts), (te, data["test"].texts), cfg) if "asr" in tasks else {}
+        spk = train_speaker_probe(sizes[name], dv + te, spk_ids, spk_names, cfg) if "speaker" in tasks else {}
         rows[name] = {"asr": asr, "speaker": spk, "frame_rate": rates[name], "codebook_size": sizes[name]}
-        log(f"probe {name}: WER {asr.get('test_wer', float('nan')):.3f}  speaker acc {spk['test_acc']:.3f} "
-            f"(chance {spk['chance']:.3f})")
-    return {"corpus": str(corpus), "probe": dataclasses.asdict(cfg), "streams": rows,
+        log(f"probe {name}: WER {asr.get('test_wer', nan):.3f}  speaker acc {spk.get('test_acc', nan):.3f} "
+            f"(chance {spk.get('chance', nan):.3f})")
+    return {"corpus": str(corpus), "probe": dataclasses.asdict(cfg), "streams": rows, "tasks": list(tasks),
             "utterances": {s: len(d.ids) for s, d in data.items()}, "seconds": round(time.perf_counter() - t0, 1)}

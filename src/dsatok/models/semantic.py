@@ -23,6 +23,7 @@ from torch import nn
 
 from ..audio import MelFrontend, batch_and_lengths, lengths_to_mask
 from ..config import ConfigError, MelConfig
+from ..nn.augment import spec_augment
 from ..nn.conformer import Conformer
 from ..quant.fsq import Quantizer, bitrate
 from .io import ModelLoadError, load_model_config, load_weights, save_model
@@ -61,6 +62,13 @@ class SemanticConfig:
     # digest of its weights, recorded at training so that a different encoder is refused
     whisper_path: str = ""
     whisper_digest: str = ""
+    # SpecAugment of the encoder's input features while training (whisper: its 50 Hz outputs;
+    # conformer: the log-mel); 0 masks = off. Inference never masks.
+    specaug_time_masks: int = 0
+    specaug_time_width: int = 10  # frames at the features' rate
+    specaug_time_frac: float = 0.1  # and at most this fraction of the item's length per mask
+    specaug_freq_masks: int = 0
+    specaug_freq_width: int = 27  # channels (mel bins or feature dimensions)
     # stage-1 CTC head (dropped after training)
     vocab_size: int = len(CHAR_VOCAB)
     ctc_upsample: int = 2
@@ -182,12 +190,21 @@ class SemanticEncoder(nn.Module):
             return lens
         return torch.div(self.hf.frames(wav_lens) + self.factor - 1, self.factor, rounding_mode="floor")
 
+    def _augment(self, feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """SpecAugment of ``feats [B, T, C]`` in training mode (identity in eval mode)."""
+        c = self.cfg
+        if not self.training or (c.specaug_time_masks <= 0 and c.specaug_freq_masks <= 0):
+            return feats
+        return spec_augment(feats, lens, c.specaug_time_masks, c.specaug_time_width, c.specaug_time_frac,
+                            c.specaug_freq_masks, c.specaug_freq_width)
+
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.whisper is not None:
             feats, lens = self.whisper.to(wav.device)(wav, wav_lens)
-            return self.net(feats.transpose(1, 2), lens)
+            return self.net(self._augment(feats, lens).transpose(1, 2), lens)
         if self.hf is None:
             mel, mel_lens = self.mel(wav, wav_lens)
+            mel = self._augment(mel.transpose(1, 2), mel_lens).transpose(1, 2)
             return self.net(mel, mel_lens)
         lens = self.token_lengths(wav_lens)
         h, _ = self.hf(wav, wav_lens)
