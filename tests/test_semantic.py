@@ -82,3 +82,62 @@ def test_hf_backend_from_local_directory(tmp_path):
         assert torch.equal(tok.encode(w)[0], back.encode(w)[0])
     with pytest.raises(ModelLoadError, match="not a transformers model directory"):
         SemanticTokenizer.from_encoder_dir(tmp_path / "nothing", SemanticConfig())
+
+
+def test_parse_espeak_drops_stress_and_marks_words():
+    from dsatok.data.phonemes import WORD, parse_espeak
+
+    assert parse_espeak("D_@2 k_w_'I_k\n,oU_v_3\n") == ["D", "@2", WORD, "k", "w", "I", "k", WORD, "oU", "v", "3"]
+    assert parse_espeak("  \n") == []
+
+
+def test_phonemizer_runs_espeak_and_caches(tmp_path, monkeypatch):
+    import shutil
+
+    from dsatok.data.phonemes import Phonemizer
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    cache = tmp_path / "ph.json"
+    a = Phonemizer(cache=cache)(["the cat", "a dog sat"])
+    assert a[0][-3:] == ["k", "a", "t"] and a[1].count(" ") == 2
+    monkeypatch.setattr("shutil.which", lambda _: None)  # from the cache: espeak-ng is not called again
+    assert Phonemizer(cache=cache)(["a dog sat"]) == [a[1]]
+    from dsatok.data.phonemes import PhonemizerError
+
+    with pytest.raises(PhonemizerError, match="espeak-ng is not installed"):
+        Phonemizer(cache=cache)(["something new"])
+
+
+@pytest.mark.parametrize("target", ["chars", "phonemes"])
+def test_stage1_trains_exports_and_evaluates(tiny_corpus, tmp_path, target):
+    import shutil
+
+    from dsatok.eval.semantic import evaluate_semantic
+    from dsatok.train import semantic as S
+    from dsatok.train.config import load_stage_config
+
+    if target == "phonemes" and shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    torch.set_num_threads(1)
+    ov = [f"train.run_dir={tmp_path / 'run'}", "train.max_steps=4", "train.eval_every=2", "train.eval_batches=1",
+          "train.ckpt_every=2", "train.data.num_workers=0", "train.data.max_frames=2500", "train.data.max_duration=10",
+          "train.data.num_buckets=2", "train.optim.warmup_steps=1", "model.dim=32", "model.layers=1", "model.heads=2", f"model.ctc_target={target}",
+          "model.specaug_time_masks=2", "model.specaug_freq_masks=1"]
+    cfg = S.resolve_phonemes(load_stage_config(S.SemanticStageConfig, S.SEMANTIC_PRESETS, "tiny", str(tiny_corpus), None, ov))
+    metric = "cer" if target == "chars" else "per"
+    assert cfg.train.best_metric == metric
+    if target == "phonemes":
+        assert {"D", "@"} <= set(cfg.model.phonemes) and cfg.model.vocab_size == len(cfg.model.phonemes) + 2
+        assert (tiny_corpus / "cache" / "phonemes-en-us.json").is_file()
+    from dsatok.train.data import corpus_batches
+    from dsatok.train.engine import Trainer
+
+    batches, dev = corpus_batches(cfg.train.data, seed=0)
+    out = Trainer(S.SemanticTask(cfg), cfg.train, batches, dev, progress=False, log=lambda *a: None).fit()
+    assert out["step"] == 4
+    rep = evaluate_semantic(tmp_path / "run" / "final", tiny_corpus, split="test", limit=4, progress=False)
+    assert rep["ctc_target"] == target and rep["utterances"] == 4 and 0 < rep["codebook_usage"] <= 1
+    assert rep[metric] > 0.3  # 4 steps of training: far from transcribing
+    back = SemanticTokenizer.from_pretrained(tmp_path / "run" / "final")
+    assert back.cfg.ctc_target == target and back.cfg.vocab_size == cfg.model.vocab_size

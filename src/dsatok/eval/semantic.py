@@ -23,13 +23,12 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
 
     from ..audio import lengths_to_mask
     from ..data.manifests import load_cuts
-    from ..models.semantic import ctc_greedy
     from ..quant.fsq import codebook_stats
     from ..train.data import AudioBatchDataset, make_sampler
-    from ..train.semantic import load_ctc_model
-    from .text import cer, wer
+    from ..train.semantic import CTCTargets, load_ctc_model
 
     model = load_ctc_model(model_dir)
+    targets = CTCTargets(model.tokenizer.cfg, corpus)
     cuts = load_cuts(str(corpus), split)
     if limit:
         cuts = cuts.subset(first=limit)
@@ -42,14 +41,15 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
         b = ds[cb]
         lp, out_lens, idx, lens = model(b.wav, b.wav_lens)
         refs += b.texts
-        hyps += ctc_greedy(lp, out_lens)
+        hyps += targets.decode(lp, out_lens)
         all_idx.append(idx[lengths_to_mask(lens, idx.shape[1])])
         audio_s += float(b.wav_lens.sum()) / 16000
     flat = torch.cat(all_idx)
     st = codebook_stats(flat, model.tokenizer.codebook_size)
     return {"model": str(model_dir), "corpus": str(corpus), "split": split, "utterances": len(refs),
-            "cer": round(cer(refs, hyps), 4), "wer": round(wer(refs, hyps), 4),
+            "ctc_target": model.tokenizer.cfg.ctc_target,
+            **{k: round(v, 4) for k, v in targets.score(refs, hyps).items()},
             "codebook_usage": round(st["usage"], 4), "perplexity": round(st["perplexity"], 1),
             "codebook_size": model.tokenizer.codebook_size, "bitrate_bps": round(model.tokenizer.bitrate, 1),
             "rtf": round((time.perf_counter() - t0) / max(audio_s, 1e-9), 4),
-            "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:3]]}
+            "examples": [{"ref": r, "hyp": h if isinstance(h, str) else " ".join(h)} for r, h in list(zip(refs, hyps))[:3]]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["normalize_text", "wer", "cer"]
+__all__ = ["normalize_text", "wer", "cer", "symbol_error_rate", "symbol_word_error_rate"]
 
 _SUBS = {"okay": "ok", "mr": "mister", "mrs": "missus", "dr": "doctor", "&": "and", "%": "percent"}
 
@@ -54,3 +54,36 @@ def cer(refs: list[str], hyps: list[str]) -> float:
         errs += _edits(rc, hc)
         chars += len(rc)
     return errs / max(chars, 1)
+
+
+def symbol_error_rate(refs: list[list[str]], hyps: list[list[str]]) -> float:
+    """Corpus error rate over symbol sequences (e.g. phonemes, word boundaries included)."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    errs = sum(_edits(list(r), list(h)) for r, h in zip(refs, hyps))
+    return errs / max(sum(len(r) for r in refs), 1)
+
+
+def symbol_word_error_rate(refs: list[list[str]], hyps: list[list[str]], boundary: str = " ") -> float:
+    """Word error rate where a word is the symbol run between ``boundary`` symbols (a phoneme spelling)."""
+
+    def words(seq: list[str]) -> list[tuple[str, ...]]:
+        out: list[tuple[str, ...]] = []
+        cur: list[str] = []
+        for sym in list(seq) + [boundary]:
+            if sym == boundary:
+                if cur:
+                    out.append(tuple(cur))
+                cur = []
+            else:
+                cur.append(sym)
+        return out
+
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    errs = total = 0
+    for r, h in zip(refs, hyps):
+        rw, hw = words(r), words(h)
+        errs += _edits(rw, hw)  # type: ignore[arg-type]
+        total += len(rw)
+    return errs / max(total, 1)

@@ -29,7 +29,7 @@ from ..quant.fsq import Quantizer, bitrate
 from .io import ModelLoadError, load_model_config, load_weights, save_model
 
 __all__ = ["SemanticConfig", "SemanticEncoder", "SemanticTokenizer", "CTCHead", "CHAR_VOCAB", "text_to_ids",
-           "ids_to_text", "ctc_greedy"]
+           "ids_to_text", "ctc_greedy", "ctc_greedy_ids", "ctc_vocab"]
 
 KIND = "dsatok-semantic"
 HF_BACKENDS = ("hubert", "wavlm", "wav2vec2")
@@ -69,9 +69,13 @@ class SemanticConfig:
     specaug_time_frac: float = 0.1  # and at most this fraction of the item's length per mask
     specaug_freq_masks: int = 0
     specaug_freq_width: int = 27  # channels (mel bins or feature dimensions)
-    # stage-1 CTC head (dropped after training)
+    # stage-1 CTC head (dropped after training): characters, or espeak-ng phonemes (``phonemes`` is
+    # the inventory, filled from the training corpus; the vocabulary is blank, word boundary, phonemes)
     vocab_size: int = len(CHAR_VOCAB)
     ctc_upsample: int = 2
+    ctc_target: Literal["chars", "phonemes"] = "chars"
+    phonemes: tuple[str, ...] = ()
+    phoneme_voice: str = "en-us"
 
     def __post_init__(self) -> None:
         if self.frame_rate not in (12.5, 25.0, 50.0):
@@ -80,6 +84,11 @@ class SemanticConfig:
             raise ConfigError(f"semantic backend '{self.backend}' needs hf_config (load it with --encoder-path)")
         if any(lv < 2 for lv in self.fsq_levels):
             raise ConfigError(f"semantic.fsq_levels must all be >= 2, got {list(self.fsq_levels)}")
+        if self.ctc_target not in ("chars", "phonemes"):
+            raise ConfigError(f"semantic.ctc_target must be chars or phonemes, got '{self.ctc_target}'")
+        if len(ctc_vocab(self)) != self.vocab_size and (self.ctc_target == "chars" or self.phonemes):
+            raise ConfigError(f"semantic.vocab_size is {self.vocab_size} but the {self.ctc_target} CTC vocabulary "
+                              f"has {len(ctc_vocab(self))} symbols")
 
     @property
     def codebook_size(self) -> int:
@@ -320,6 +329,13 @@ class SemanticTokenizer(nn.Module):
         return cls(cfg, hf_model=model)
 
 
+def ctc_vocab(cfg: SemanticConfig) -> list[str]:
+    """The CTC head's symbols (index 0 = blank): characters, or blank + word boundary + phonemes."""
+    if cfg.ctc_target == "phonemes":
+        return ["<blank>", " "] + list(cfg.phonemes)
+    return list(CHAR_VOCAB)
+
+
 def text_to_ids(text: str) -> list[int]:
     """Characters of normalised text → CTC ids (unknown characters are dropped)."""
     return [_CHAR_ID[c] for c in text.lower() if c in _CHAR_ID]
@@ -329,12 +345,16 @@ def ids_to_text(ids: list[int]) -> str:
     return "".join(CHAR_VOCAB[i] for i in ids if 0 < i < len(CHAR_VOCAB))
 
 
-def ctc_greedy(log_probs: torch.Tensor, lens: torch.Tensor) -> list[str]:
-    """Greedy CTC decoding of ``log_probs [B, T, V]`` with ``lens [B]`` → texts."""
+def ctc_greedy_ids(log_probs: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
+    """Greedy CTC decoding of ``log_probs [B, T, V]`` with ``lens [B]`` → symbol ids (repeats merged, blanks dropped)."""
     best = log_probs.argmax(-1)
     out = []
     for b in range(best.shape[0]):
         seq = best[b, : int(lens[b])].tolist()
-        ids = [s for i, s in enumerate(seq) if s != 0 and (i == 0 or s != seq[i - 1])]
-        out.append(" ".join(ids_to_text(ids).split()))
+        out.append([s for i, s in enumerate(seq) if s != 0 and (i == 0 or s != seq[i - 1])])
     return out
+
+
+def ctc_greedy(log_probs: torch.Tensor, lens: torch.Tensor) -> list[str]:
+    """Greedy CTC decoding of a character head's ``log_probs [B, T, V]`` with ``lens [B]`` → texts."""
+    return [" ".join(ids_to_text(ids).split()) for ids in ctc_greedy_ids(log_probs, lens)]

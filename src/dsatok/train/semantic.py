@@ -12,11 +12,13 @@ from torch import nn
 
 from ..audio import lengths_to_mask
 from ..config import ConfigError
-from ..models.semantic import CHAR_VOCAB, CTCHead, SemanticConfig, SemanticTokenizer, ctc_greedy, text_to_ids
+from ..models.semantic import (CTCHead, SemanticConfig, SemanticTokenizer, ctc_greedy, ctc_greedy_ids, ctc_vocab,
+                               text_to_ids)
 from ..quant.fsq import codebook_stats
 from .config import TrainConfig, load_stage_config
 
-__all__ = ["SemanticStageConfig", "SemanticCTCModel", "SemanticTask", "SEMANTIC_PRESETS", "load_ctc_model"]
+__all__ = ["SemanticStageConfig", "SemanticCTCModel", "SemanticTask", "SEMANTIC_PRESETS", "load_ctc_model", "CTCTargets",
+           "phoneme_inventory", "resolve_phonemes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +72,65 @@ class SemanticCTCModel(nn.Module):
         return out
 
 
-def _targets(texts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = [text_to_ids(t) for t in texts]
-    flat = torch.tensor([i for x in ids for i in x], dtype=torch.long, device=device)
-    return flat, torch.tensor([len(x) for x in ids], dtype=torch.long, device=device)
+class CTCTargets:
+    """Texts → CTC target ids for a tokenizer's head: characters, or espeak-ng phonemes.
+
+    ``symbols(texts)`` gives the reference symbol sequences (phoneme heads) used for error rates.
+    """
+
+    def __init__(self, cfg: SemanticConfig, corpus: str | Path = "") -> None:
+        self.cfg = cfg
+        self.phonemizer = None
+        if cfg.ctc_target == "phonemes":
+            from ..data.phonemes import Phonemizer
+
+            cache = Path(corpus) / "cache" / f"phonemes-{cfg.phoneme_voice}.json" if corpus else None
+            self.phonemizer = Phonemizer(cfg.phoneme_voice, cache)
+            self._index = {p: i for i, p in enumerate(ctc_vocab(cfg))}
+
+    def symbols(self, texts: list[str]) -> list[list[str]]:
+        assert self.phonemizer is not None
+        return self.phonemizer(texts)
+
+    def ids(self, texts: list[str]) -> list[list[int]]:
+        if self.phonemizer is None:
+            return [text_to_ids(t) for t in texts]
+        return [[self._index[p] for p in seq if p in self._index] for seq in self.symbols(texts)]
+
+    def __call__(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self.ids(texts)
+        flat = torch.tensor([i for x in ids for i in x], dtype=torch.long, device=device)
+        return flat, torch.tensor([len(x) for x in ids], dtype=torch.long, device=device)
+
+    def decode(self, log_probs: torch.Tensor, out_lens: torch.Tensor) -> list[Any]:
+        """Greedy CTC hypotheses: texts (characters) or symbol lists (phonemes)."""
+        if self.phonemizer is None:
+            return ctc_greedy(log_probs, out_lens)
+        vocab = ctc_vocab(self.cfg)
+        return [[vocab[i] for i in seq] for seq in ctc_greedy_ids(log_probs, out_lens)]
+
+    def score(self, texts: list[str], hyps: list[Any]) -> dict[str, float]:
+        """Corpus error rates of ``hyps`` against ``texts``: ``cer`` / ``wer`` (characters) or
+        ``per`` / ``pwer`` (phonemes; ``pwer`` counts a word wrong unless its whole phoneme spelling is right)."""
+        from ..eval.text import cer, symbol_error_rate, symbol_word_error_rate, wer
+
+        if self.phonemizer is None:
+            return {"cer": cer(texts, hyps), "wer": wer(texts, hyps)}
+        refs = self.symbols(texts)
+        return {"per": symbol_error_rate(refs, hyps), "pwer": symbol_word_error_rate(refs, hyps)}
+
+    def error_rates(self, log_probs: torch.Tensor, out_lens: torch.Tensor, texts: list[str]) -> dict[str, float]:
+        return self.score(texts, self.decode(log_probs, out_lens))
+
+
+def phoneme_inventory(corpus: str | Path, voice: str = "en-us", splits: tuple[str, ...] = ("train", "dev")) -> tuple[str, ...]:
+    """The sorted espeak-ng phoneme symbols of every text in ``splits`` of ``corpus`` (word boundary excluded)."""
+    from ..data.manifests import load_cuts
+    from ..data.phonemes import WORD, Phonemizer
+
+    texts = sorted({c.supervisions[0].text or "" for s in splits for c in load_cuts(str(corpus), s)})
+    ph = Phonemizer(voice, Path(corpus) / "cache" / f"phonemes-{voice}.json")
+    return tuple(sorted({p for seq in ph(texts) for p in seq if p != WORD}))
 
 
 class SemanticTask:
@@ -81,6 +138,7 @@ class SemanticTask:
 
     def __init__(self, cfg: SemanticStageConfig) -> None:
         self.cfg = cfg
+        self.targets = CTCTargets(cfg.model, cfg.train.data.corpus)
 
     def build_model(self) -> nn.Module:
         c = self.cfg.model
@@ -101,26 +159,23 @@ class SemanticTask:
 
     def _loss(self, model, batch):
         lp, out_lens, idx, lens = model(batch.wav, batch.wav_lens)
-        tgt, tgt_lens = _targets(batch.texts, lp.device)
+        tgt, tgt_lens = self.targets(batch.texts, lp.device)
         return self._ctc(lp, out_lens, tgt, tgt_lens), lp, out_lens, idx, lens
 
     def training_step(self, model, batch, step):
         lp, out_lens, idx, lens, lp_aux, bound = model(batch.wav, batch.wav_lens, aux=True)
-        tgt, tgt_lens = _targets(batch.texts, lp.device)
+        tgt, tgt_lens = self.targets(batch.texts, lp.device)
         ctc = self._ctc(lp, out_lens, tgt, tgt_lens)
         ctc_aux = self._ctc(lp_aux, out_lens, tgt, tgt_lens)
         loss = ctc + self.cfg.aux_ctc_weight * ctc_aux + self.cfg.bound_weight * bound
         st = codebook_stats(idx, self.cfg.model.codebook_size, lengths_to_mask(lens, idx.shape[1]))
-        return loss, {"ctc": float(ctc), "ctc_aux": float(ctc_aux), "bound": float(bound), "usage": st["usage"],
+        return loss, {"ctc": float(ctc.detach()), "ctc_aux": float(ctc_aux.detach()), "bound": float(bound.detach()), "usage": st["usage"],
                       "perplexity": st["perplexity"]}
 
     def eval_step(self, model, batch) -> dict[str, float]:
-        from ..eval.text import cer, wer
-
         loss, lp, out_lens, idx, lens = self._loss(model, batch)
-        hyp = ctc_greedy(lp, out_lens)
         st = codebook_stats(idx, self.cfg.model.codebook_size, lengths_to_mask(lens, idx.shape[1]))
-        return {"loss": float(loss), "cer": cer(batch.texts, hyp), "wer": wer(batch.texts, hyp), **st}
+        return {"loss": float(loss), **self.targets.error_rates(lp, out_lens, batch.texts), **st}
 
     def export(self, model, out_dir: Path) -> None:
         """The frozen tokenizer (``config.json`` + ``model.safetensors``); the CTC head goes to
@@ -144,6 +199,26 @@ def load_ctc_model(model_dir: str | Path) -> SemanticCTCModel:
     return m.eval()
 
 
+def resolve_phonemes(cfg: SemanticStageConfig) -> SemanticStageConfig:
+    """For a phoneme CTC target: fill the inventory from the training corpus (when not given), size
+    the head's vocabulary to it, and select checkpoints on ``per`` where the preset said ``cer``."""
+    m = cfg.model
+    if m.ctc_target != "phonemes":
+        return cfg
+    if not m.phonemes:
+        if not cfg.train.data.corpus:
+            raise ConfigError("semantic: ctc_target=phonemes needs --corpus (its texts give the phoneme inventory) "
+                              "or model.phonemes")
+        phones = phoneme_inventory(cfg.train.data.corpus, m.phoneme_voice)
+        m = dataclasses.replace(m, phonemes=phones, vocab_size=len(phones) + 2)
+    elif m.vocab_size != len(m.phonemes) + 2:
+        m = dataclasses.replace(m, vocab_size=len(m.phonemes) + 2)
+    train = cfg.train
+    if train.best_metric in ("cer", "wer"):
+        train = dataclasses.replace(train, best_metric="per" if train.best_metric == "cer" else "pwer")
+    return dataclasses.replace(cfg, model=m, train=train)
+
+
 def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides: list[str] | None = None,
         encoder_path: str = "", progress: bool = True) -> dict[str, Any]:
     """Train stage 1 from a corpus directory; returns the trainer summary."""
@@ -154,5 +229,6 @@ def run(corpus: str, preset: str = "tiny", config: str | None = None, overrides:
     if encoder_path:
         ov.append(f"encoder_path={encoder_path}")
     cfg = load_stage_config(SemanticStageConfig, SEMANTIC_PRESETS, preset, corpus, config, ov + list(overrides or []))
+    cfg = resolve_phonemes(cfg)
     batches, dev = corpus_batches(cfg.train.data, seed=cfg.train.seed)
     return Trainer(SemanticTask(cfg), cfg.train, batches, dev, full_config=cfg, progress=progress).fit()

@@ -1,0 +1,89 @@
+"""Phoneme transcripts from espeak-ng, for a phoneme CTC target in stage 1.
+
+``espeak-ng -q -x --sep=_ -v VOICE TEXT`` prints espeak's ASCII phoneme mnemonics, phonemes joined
+by ``_`` and words by spaces (clause breaks start new lines). Stress and syllable marks are
+dropped, so a transcript is a list of phoneme symbols with ``" "`` between words:
+``"the cat" -> ["D", "@", " ", "k", "a", "t"]``.
+
+Calls are memoised per text and, with ``cache``, kept in a JSON file (written atomically), so a
+corpus is phonemised once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+__all__ = ["Phonemizer", "PhonemizerError", "parse_espeak", "WORD"]
+
+WORD = " "  # the word-boundary symbol in a transcript
+_MARKS = "',%=_"  # espeak -x stress / syllable marks (dropped)
+
+
+class PhonemizerError(RuntimeError):
+    """espeak-ng is missing or failed on a text."""
+
+
+def parse_espeak(out: str) -> list[str]:
+    """espeak-ng ``-x --sep=_`` output -> phoneme symbols with :data:`WORD` between words."""
+    syms: list[str] = []
+    for word in out.split():
+        phones = [p.strip(_MARKS) for p in word.split("_")]
+        phones = [p for p in phones if p]
+        if not phones:
+            continue
+        if syms:
+            syms.append(WORD)
+        syms.extend(phones)
+    return syms
+
+
+class Phonemizer:
+    """``texts -> [[symbol, ...], ...]`` through espeak-ng, memoised (and cached on disk with ``cache``)."""
+
+    def __init__(self, voice: str = "en-us", cache: str | Path | None = None, jobs: int = 4) -> None:
+        self.voice = voice
+        self.jobs = max(1, jobs)
+        self.cache = Path(cache) if cache else None
+        self._memo: dict[str, list[str]] = {}
+        if self.cache is not None and self.cache.is_file():
+            try:
+                data = json.loads(self.cache.read_text())
+                if data.get("voice") == voice:
+                    self._memo = {k: list(v) for k, v in data.get("phonemes", {}).items()}
+            except (OSError, ValueError):
+                self._memo = {}  # a damaged cache is rebuilt
+
+    def _one(self, text: str) -> list[str]:
+        exe = shutil.which("espeak-ng")
+        if exe is None:
+            raise PhonemizerError("espeak-ng is not installed (bash scripts/setup.sh installs it)")
+        try:
+            r = subprocess.run([exe, "-q", "-x", "--sep=_", "-v", self.voice, text], capture_output=True,
+                               text=True, timeout=60, check=True)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+            raise PhonemizerError(f"espeak-ng failed on {text[:60]!r}: {e}") from None
+        return parse_espeak(r.stdout)
+
+    def __call__(self, texts: list[str]) -> list[list[str]]:
+        todo = sorted({t for t in texts if t not in self._memo})
+        if todo:
+            with ThreadPoolExecutor(self.jobs) as ex:
+                for t, p in zip(todo, ex.map(self._one, todo)):
+                    self._memo[t] = p
+            self._save()
+        return [self._memo[t] for t in texts]
+
+    def _save(self) -> None:
+        if self.cache is None:
+            return
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.cache.parent, prefix=".phonemes-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"voice": self.voice, "phonemes": self._memo}, f)
+        os.replace(tmp, self.cache)
