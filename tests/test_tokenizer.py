@@ -167,3 +167,14 @@ def test_cli_encode_decode_skips_bad_files(model, tmp_path, capsys):
     rc = main(["info", str(tmp_path / "m")])
     info = json.loads(capsys.readouterr().out)
     assert rc == 0 and info["fingerprint"] == model.fingerprint
+
+
+def test_bundled_fingerprint_matches_the_one_it_was_exported_with():
+    """Token files made with the bundled model must stay decodable: a config field added later (with
+    its default) must not change the fingerprint that config.json recorded at export."""
+    import json as _json
+
+    from dsatok.tokenizer import default_model_dir
+
+    recorded = _json.loads((default_model_dir() / "config.json").read_text())["fingerprint"]
+    assert DSATokenizer.from_pretrained().fingerprint == recorded

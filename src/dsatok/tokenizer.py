@@ -31,7 +31,7 @@ from . import __version__
 from .audio import AudioError, check_samples, lengths_to_mask, load
 from .models.acoustic import AcousticTokenizer
 from .models.flow_decoder import FlowDecoder, sample
-from .models.io import ModelLoadError
+from .models.io import ModelLoadError, read_model_meta
 from .models.semantic import SemanticTokenizer
 from .models.vocoder import GriffinLim, VocosVocoder, check_mel_match
 from .tokens import Tokens, TokenFileError
@@ -66,7 +66,10 @@ def _state_digest(*modules: nn.Module) -> str:
 
     h = hashlib.sha256()
     for m in modules:
-        h.update(json.dumps(to_dict(m.cfg), sort_keys=True).encode())
+        cfg = to_dict(m.cfg)
+        for k in getattr(m.cfg, "NOT_IN_FINGERPRINT", ()):
+            cfg.pop(k, None)
+        h.update(json.dumps(cfg, sort_keys=True).encode())
         for k, v in sorted(m.state_dict().items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
@@ -149,15 +152,8 @@ class DSATokenizer(nn.Module):
         (a Vocos directory, or ``"griffinlim"``)."""
         d = Path(model_dir) if model_dir is not None else default_model_dir()
         p = d / "config.json"
-        if not p.is_file():
-            hint = " (the bundled model is missing: reinstall dsatok)" if model_dir is None else ""
-            raise ModelLoadError(f"{d}: not a dsatok model directory (no config.json){hint}")
-        try:
-            meta = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ModelLoadError(f"{p}: not valid JSON ({e.msg})") from None
-        if meta.get("kind") != KIND:
-            raise ModelLoadError(f"{d}: holds a '{meta.get('kind')}' model, expected '{KIND}'")
+        hint = " (the bundled model is missing: reinstall dsatok)" if model_dir is None else ""
+        meta = read_model_meta(d, KIND, hint)
         from .config import ConfigError, from_dict
 
         try:

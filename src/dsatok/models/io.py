@@ -52,20 +52,29 @@ def save_model(model: nn.Module, cfg: Any, kind: str, out_dir: str | Path, extra
     return out
 
 
-def load_model_config(cls: type[T], model_dir: str | Path, kind: str) -> tuple[T, dict]:
-    """Read and check ``config.json``: returns the typed config and the whole JSON."""
+def read_model_meta(model_dir: str | Path, kind: str, hint: str = "") -> dict:
+    """The ``config.json`` of a model directory, checked to hold a ``kind`` model (``hint`` ends the
+    error when there is no config.json)."""
     d = Path(model_dir)
     if not d.is_dir():
-        raise ModelLoadError(f"{d}: not a model directory")
+        raise ModelLoadError(f"{d}: not a model directory{hint}")
     p = d / "config.json"
     if not p.is_file():
-        raise ModelLoadError(f"{d}: no config.json")
+        raise ModelLoadError(f"{d}: no config.json{hint}")
     try:
         meta = json.loads(p.read_text())
     except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{p}: not valid JSON ({e})") from None
-    if meta.get("kind") != kind:
-        raise ModelLoadError(f"{d}: holds a '{meta.get('kind')}' model, expected '{kind}'")
+        raise ModelLoadError(f"{p}: not valid JSON ({e.msg})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != kind:
+        got = meta.get("kind") if isinstance(meta, dict) else None
+        raise ModelLoadError(f"{d}: holds a '{got}' model, expected '{kind}'")
+    return meta
+
+
+def load_model_config(cls: type[T], model_dir: str | Path, kind: str) -> tuple[T, dict]:
+    """Read and check ``config.json``: returns the typed config and the whole JSON."""
+    meta = read_model_meta(model_dir, kind)
+    p = Path(model_dir) / "config.json"
     try:
         cfg = from_dict(cls, meta.get("config", {}))
     except ConfigError as e:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,12 @@ _CHAR_ID = {c: i for i, c in enumerate(CHAR_VOCAB)}
 @dataclasses.dataclass(frozen=True)
 class SemanticConfig:
     """Semantic tokenizer settings. ``paper`` sizes: HuBERT-large (24 layers, dim 1024)."""
+
+    # settings that never change the tokens ``encode`` gives (training-time augmentation, the
+    # dropped CTC head's target): left out of the model fingerprint, so adding them kept old ones
+    NOT_IN_FINGERPRINT: ClassVar[tuple[str, ...]] = (
+        "specaug_time_masks", "specaug_time_width", "specaug_time_frac", "specaug_freq_masks", "specaug_freq_width",
+        "ctc_target", "phonemes", "phoneme_voice")
 
     backend: Literal["conformer", "whisper", "hubert", "wavlm", "wav2vec2"] = "conformer"
     frame_rate: float = 25.0  # f_s: 12.5, 25 or 50 Hz
