@@ -87,7 +87,8 @@ def test_hf_backend_from_local_directory(tmp_path):
 def test_parse_espeak_drops_stress_and_marks_words():
     from dsatok.data.phonemes import WORD, parse_espeak
 
-    assert parse_espeak("D_@2 k_w_'I_k\n,oU_v_3\n") == ["D", "@2", WORD, "k", "w", "I", "k", WORD, "oU", "v", "3"]
+    assert parse_espeak("D|@2 k|w|'I|k\n,oU|v|3\n") == ["D", "@2", WORD, "k", "w", "I", "k", WORD, "oU", "v", "3"]
+    assert parse_espeak("b|'eI|b|i|; l|'aI|f|_! _: w|,aI|l") == ["b", "eI", "b", "i", WORD, "l", "aI", "f", WORD, "w", "aI", "l"]
     assert parse_espeak("  \n") == []
 
 

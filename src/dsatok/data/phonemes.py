@@ -1,9 +1,9 @@
 """Phoneme transcripts from espeak-ng, for a phoneme CTC target in stage 1.
 
-``espeak-ng -q -x --sep=_ -v VOICE TEXT`` prints espeak's ASCII phoneme mnemonics, phonemes joined
-by ``_`` and words by spaces (clause breaks start new lines). Stress and syllable marks are
-dropped, so a transcript is a list of phoneme symbols with ``" "`` between words:
-``"the cat" -> ["D", "@", " ", "k", "a", "t"]``.
+``espeak-ng -q -x --sep=| -v VOICE TEXT`` prints espeak's ASCII phoneme mnemonics, phonemes joined
+by ``|`` and words by spaces (clause breaks start new lines). Stress marks (``'`` ``,``), pauses
+(``_``, ``_:``, ``_!``) and the ``;`` modifier are dropped, so a transcript is a list of phoneme
+symbols with ``" "`` between words: ``"the cat" -> ["D", "@2", " ", "k", "a", "t"]``.
 
 Calls are memoised per text and, with ``cache``, kept in a JSON file (written atomically), so a
 corpus is phonemised once.
@@ -22,7 +22,9 @@ from pathlib import Path
 __all__ = ["Phonemizer", "PhonemizerError", "parse_espeak", "WORD"]
 
 WORD = " "  # the word-boundary symbol in a transcript
-_MARKS = "',%=_"  # espeak -x stress / syllable marks (dropped)
+SEP = "|"  # espeak's phoneme separator (``_`` would collide with its pause symbols)
+_MARKS = "',%="  # espeak -x stress / syllable marks (dropped)
+_FORMAT = 2  # cache format: bump when the parsing changes
 
 
 class PhonemizerError(RuntimeError):
@@ -30,11 +32,11 @@ class PhonemizerError(RuntimeError):
 
 
 def parse_espeak(out: str) -> list[str]:
-    """espeak-ng ``-x --sep=_`` output -> phoneme symbols with :data:`WORD` between words."""
+    """espeak-ng ``-x --sep=|`` output -> phoneme symbols with :data:`WORD` between words."""
     syms: list[str] = []
     for word in out.split():
-        phones = [p.strip(_MARKS) for p in word.split("_")]
-        phones = [p for p in phones if p]
+        phones = [p.strip(_MARKS) for p in word.split(SEP)]
+        phones = [p for p in phones if p and not p.startswith("_") and p != ";"]
         if not phones:
             continue
         if syms:
@@ -54,7 +56,7 @@ class Phonemizer:
         if self.cache is not None and self.cache.is_file():
             try:
                 data = json.loads(self.cache.read_text())
-                if data.get("voice") == voice:
+                if data.get("voice") == voice and data.get("format") == _FORMAT:
                     self._memo = {k: list(v) for k, v in data.get("phonemes", {}).items()}
             except (OSError, ValueError):
                 self._memo = {}  # a damaged cache is rebuilt
@@ -64,7 +66,7 @@ class Phonemizer:
         if exe is None:
             raise PhonemizerError("espeak-ng is not installed (bash scripts/setup.sh installs it)")
         try:
-            r = subprocess.run([exe, "-q", "-x", "--sep=_", "-v", self.voice, text], capture_output=True,
+            r = subprocess.run([exe, "-q", "-x", f"--sep={SEP}", "-v", self.voice, text], capture_output=True,
                                text=True, timeout=60, check=True)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
             raise PhonemizerError(f"espeak-ng failed on {text[:60]!r}: {e}") from None
@@ -85,5 +87,5 @@ class Phonemizer:
         self.cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.cache.parent, prefix=".phonemes-", suffix=".json")
         with os.fdopen(fd, "w") as f:
-            json.dump({"voice": self.voice, "phonemes": self._memo}, f)
+            json.dump({"voice": self.voice, "format": _FORMAT, "phonemes": self._memo}, f)
         os.replace(tmp, self.cache)
