@@ -204,9 +204,10 @@ def _probe(a: argparse.Namespace) -> int:
     if a.out:
         lines = ["| stream | rate (Hz) | codebook | ASR WER | ASR CER | speaker acc | chance |", "|---|---|---|---|---|---|---|"]
         for n, r in rep["streams"].items():
-            asr, spk, nan = r["asr"], r["speaker"], float("nan")
-            lines.append(f"| {n} | {r['frame_rate']:g} | {r['codebook_size']} | {asr.get('test_wer', nan):.3f} | "
-                         f"{asr.get('test_cer', nan):.3f} | {spk.get('test_acc', nan):.3f} | {spk.get('chance', nan):.3f} |")
+            asr, spk = r["asr"], r["speaker"]
+            cell = lambda d, k: f"{d[k]:.3f}" if k in d else "–"  # noqa: E731 (a probe not run)
+            lines.append(f"| {n} | {r['frame_rate']:g} | {r['codebook_size']} | {cell(asr, 'test_wer')} | "
+                         f"{cell(asr, 'test_cer')} | {cell(spk, 'test_acc')} | {cell(spk, 'chance')} |")
         Path(a.out).with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     _write(rep, a.out)
