@@ -36,12 +36,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..audio import AudioError
     from ..config import ConfigError
     from ..data.manifests import CorpusError
+    from ..data.phonemes import PhonemizerError
     from ..data.voices import SynthesisError
     from ..models.io import ModelLoadError
     from ..tokens import TokenFileError
 
     return (CLIError, AudioError, ConfigError, CorpusError, SynthesisError, FileNotFoundError, ModelLoadError,
-            TokenFileError)
+            TokenFileError, PhonemizerError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
