@@ -211,8 +211,7 @@ def resolve_phonemes(cfg: SemanticStageConfig) -> SemanticStageConfig:
                               "or model.phonemes")
         phones = phoneme_inventory(cfg.train.data.corpus, m.phoneme_voice)
         m = dataclasses.replace(m, phonemes=phones, vocab_size=len(phones) + 2)
-    elif m.vocab_size != len(m.phonemes) + 2:
-        m = dataclasses.replace(m, vocab_size=len(m.phonemes) + 2)
+    # a given inventory with a mismatched vocab_size is refused by SemanticConfig itself
     train = cfg.train
     if train.best_metric in ("cer", "wer"):
         train = dataclasses.replace(train, best_metric="per" if train.best_metric == "cer" else "pwer")
