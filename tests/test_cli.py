@@ -55,3 +55,18 @@ def test_info_preset_counts_the_parameters_the_training_preset_would_build(capsy
     assert main(["info", "--preset", "paper"]) == 0
     paper = json.loads(capsys.readouterr().out)
     assert paper["parameters"]["decoder"] > 50 * rep["parameters"]["decoder"] and paper["total_millions"] > 100
+
+
+def test_train_help_lists_each_stages_real_presets():
+    from dsatok.cli.train import PRESETS, STAGES
+    from dsatok.train.acoustic import ACOUSTIC_PRESETS
+    from dsatok.train.dasheng import DASHENG_STAGE_PRESETS
+    from dsatok.train.enhance import ENHANCE_STAGE_PRESETS
+    from dsatok.train.semantic import SEMANTIC_PRESETS
+    from dsatok.train.vocoder import VOCODER_STAGE_PRESETS
+
+    tables = {"semantic": SEMANTIC_PRESETS, "vocoder": VOCODER_STAGE_PRESETS, "acoustic": ACOUSTIC_PRESETS,
+              "dasheng": DASHENG_STAGE_PRESETS, "enhance": ENHANCE_STAGE_PRESETS}
+    assert set(PRESETS) == set(STAGES) == set(tables)
+    for stage, table in tables.items():
+        assert set(PRESETS[stage]) == set(table), stage

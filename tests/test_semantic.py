@@ -140,5 +140,11 @@ def test_stage1_trains_exports_and_evaluates(tiny_corpus, tmp_path, target):
     rep = evaluate_semantic(tmp_path / "run" / "final", tiny_corpus, split="test", limit=4, progress=False)
     assert rep["ctc_target"] == target and rep["utterances"] == 4 and 0 < rep["codebook_usage"] <= 1
     assert rep[metric] > 0.3  # 4 steps of training: far from transcribing
+    assert sum(v["utterances"] for v in rep["by_speaker"].values()) == 4
+    if target == "chars":  # the tiny corpus's test sentences are not all in its train texts
+        vs = rep["vocabulary_split"]
+        assert vs["train_vocabulary"] > 0 and 0 <= vs["oov_rate"] <= 1 and vs["wer_oov"] > 0.3
+    else:
+        assert rep["vocabulary_split"] == {}
     back = SemanticTokenizer.from_pretrained(tmp_path / "run" / "final")
     assert back.cfg.ctc_target == target and back.cfg.vocab_size == cfg.model.vocab_size

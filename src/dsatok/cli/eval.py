@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True)
     s.add_argument("--split", default="test")
     s.add_argument("--limit", type=int, default=0, help="first N utterances only (0: all)")
+    s.add_argument("--train-corpus", default=None,
+                   help="the corpus the model was trained on: its train words split the WER into seen / unseen "
+                        "words (default: --corpus)")
     s.add_argument("-o", "--out", default=None, help="write the JSON report here")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_semantic)
@@ -177,7 +180,8 @@ def _semantic(a: argparse.Namespace) -> int:
     from ..eval.semantic import evaluate_semantic
 
     t0 = time.perf_counter()
-    rep = evaluate_semantic(a.model_dir, a.corpus, a.split, a.limit, progress=not a.quiet)
+    rep = evaluate_semantic(a.model_dir, a.corpus, a.split, a.limit, progress=not a.quiet,
+                            train_corpus=a.train_corpus)
     rep["command_seconds"] = round(time.perf_counter() - t0, 1)
     _write(rep, a.out)
     return 0

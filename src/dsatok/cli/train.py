@@ -6,6 +6,9 @@ import argparse
 import json
 
 STAGES = ("semantic", "vocoder", "acoustic", "dasheng", "enhance")
+# each stage's presets, for --help without importing torch (tests check them against the stages' tables)
+PRESETS = {"semantic": ("tiny", "whisper", "paper"), "vocoder": ("tiny", "base"), "acoustic": ("tiny", "paper"),
+           "dasheng": ("dsa", "tiny", "base"), "enhance": ("tiny", "base")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for stage in STAGES:
         s = ps.add_parser(stage, help=f"train the {stage} stage")
         s.add_argument("--corpus", default="", help="corpus directory (dsatok corpus build/import)")
-        s.add_argument("--preset", default="tiny", help="tiny | paper")
+        s.add_argument("--preset", default="tiny", help=" | ".join(PRESETS[stage]))
         s.add_argument("--config", default=None, help="YAML/JSON config file")
         s.add_argument("--run-dir", default=None, help="run directory (resumes when it has checkpoints)")
         s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

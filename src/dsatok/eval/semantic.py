@@ -17,8 +17,15 @@ __all__ = ["evaluate_semantic"]
 
 @torch.no_grad()
 def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "test", limit: int = 0,
-                      max_frames: int = 6000, progress: bool = True) -> dict[str, Any]:
-    """CER / WER of greedy CTC decoding and codebook usage / perplexity over ``split`` of ``corpus``."""
+                      max_frames: int = 6000, progress: bool = True, train_corpus: str | Path | None = None
+                      ) -> dict[str, Any]:
+    """CER / WER of greedy CTC decoding and codebook usage / perplexity over ``split`` of ``corpus``.
+
+    Also per speaker (``by_speaker``) and, for a character head, the word errors split by whether
+    the word occurs in the ``train`` texts of ``train_corpus`` (default ``corpus``): a CTC head
+    spells words it never saw by ear, so ``wer_oov`` far above ``wer_in_vocab`` says the errors are
+    spelling, not hearing.
+    """
     from tqdm import tqdm
 
     from ..audio import lengths_to_mask
@@ -33,7 +40,7 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
     if limit:
         cuts = cuts.subset(first=limit)
     ds = AudioBatchDataset()
-    refs, hyps, all_idx = [], [], []
+    refs, hyps, spks, all_idx = [], [], [], []
     t0 = time.perf_counter()
     audio_s = 0.0
     sampler = make_sampler(cuts.to_eager(), max_frames=max_frames, num_buckets=1, shuffle=False, drop_last=False)
@@ -41,10 +48,24 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
         b = ds[cb]
         lp, out_lens, idx, lens = model(b.wav, b.wav_lens)
         refs += b.texts
+        spks += b.speakers
         hyps += targets.decode(lp, out_lens)
         all_idx.append(idx[lengths_to_mask(lens, idx.shape[1])])
         audio_s += float(b.wav_lens.sum()) / 16000
     flat = torch.cat(all_idx)
+    by_spk: dict[str, Any] = {}
+    for spk in sorted(set(spks)):
+        sel = [i for i, x in enumerate(spks) if x == spk]
+        by_spk[spk] = {"utterances": len(sel),
+                       **{k: round(v, 4) for k, v in targets.score([refs[i] for i in sel], [hyps[i] for i in sel]).items()}}
+    vocab_split: dict[str, Any] = {}
+    if targets.phonemizer is None:
+        from ..eval.text import normalize_text, wer_by_vocabulary
+
+        src = train_corpus or corpus
+        vocab = {w for c in load_cuts(str(src), "train") for s in c.supervisions for w in normalize_text(s.text or "").split()}
+        vocab_split = {"train_corpus": str(src), "train_vocabulary": len(vocab),
+                       **{k: round(v, 4) for k, v in wer_by_vocabulary(refs, hyps, vocab).items()}}
     st = codebook_stats(flat, model.tokenizer.codebook_size)
     return {"model": str(model_dir), "corpus": str(corpus), "split": split, "utterances": len(refs),
             "ctc_target": model.tokenizer.cfg.ctc_target,
@@ -52,4 +73,5 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
             "codebook_usage": round(st["usage"], 4), "perplexity": round(st["perplexity"], 1),
             "codebook_size": model.tokenizer.codebook_size, "bitrate_bps": round(model.tokenizer.bitrate, 1),
             "rtf": round((time.perf_counter() - t0) / max(audio_s, 1e-9), 4),
+            "by_speaker": by_spk, "vocabulary_split": vocab_split,
             "examples": [{"ref": r, "hyp": h if isinstance(h, str) else " ".join(h)} for r, h in list(zip(refs, hyps))[:3]]}

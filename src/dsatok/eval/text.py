@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["normalize_text", "wer", "cer", "symbol_error_rate", "symbol_word_error_rate"]
+__all__ = ["normalize_text", "wer", "cer", "symbol_error_rate", "symbol_word_error_rate", "align_words",
+           "wer_by_vocabulary"]
 
 _SUBS = {"okay": "ok", "mr": "mister", "mrs": "missus", "dr": "doctor", "&": "and", "%": "percent"}
 
@@ -87,3 +88,61 @@ def symbol_word_error_rate(refs: list[list[str]], hyps: list[list[str]], boundar
         errs += _edits(rw, hw)  # type: ignore[arg-type]
         total += len(rw)
     return errs / max(total, 1)
+
+
+def align_words(ref: list[str], hyp: list[str]) -> tuple[list[bool], int]:
+    """Levenshtein alignment of two word lists: ``(ref_correct, insertions)``.
+
+    ``ref_correct[i]`` is True when reference word ``i`` is matched by an identical hypothesis word
+    (False: substituted or deleted); ``insertions`` counts the hypothesis words matched to nothing.
+    ``sum(not c) + insertions`` equals the edit distance.
+    """
+    n, m = len(ref), len(hyp)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
+    correct = [False] * n
+    ins = 0
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            correct[i - 1] = ref[i - 1] == hyp[j - 1]
+            i, j = i - 1, j - 1
+        elif i > 0 and d[i][j] == d[i - 1][j] + 1:
+            i -= 1  # deletion: correct[i] stays False
+        else:
+            ins += 1
+            j -= 1
+    return correct, ins
+
+
+def wer_by_vocabulary(refs: list[str], hyps: list[str], vocabulary: set[str]) -> dict[str, float]:
+    """Split the word errors by whether the reference word occurs in ``vocabulary`` (e.g. the
+    training texts' words, normalised).
+
+    Returns ``oov_rate`` (share of reference words outside the vocabulary), ``wer_in_vocab`` and
+    ``wer_oov`` (substitutions + deletions of those words / their count) and ``insertion_rate``
+    (inserted words / all reference words); the three error parts add up to :func:`wer`.
+    """
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    n_in = n_oov = e_in = e_oov = ins = 0
+    for r, h in zip(refs, hyps):
+        rw, hw = normalize_text(r).split(), normalize_text(h).split()
+        ok, k = align_words(rw, hw)
+        ins += k
+        for w, c in zip(rw, ok):
+            if w in vocabulary:
+                n_in += 1
+                e_in += not c
+            else:
+                n_oov += 1
+                e_oov += not c
+    total = max(n_in + n_oov, 1)
+    return {"oov_rate": n_oov / total, "wer_in_vocab": e_in / max(n_in, 1), "wer_oov": e_oov / max(n_oov, 1),
+            "insertion_rate": ins / total}
