@@ -146,10 +146,9 @@ def _coerce(tp: Any, v: Any, key: str) -> Any:
 
 def save_json(cfg: Any, path: str | Path) -> None:
     """Write ``cfg`` as indented JSON (atomic: temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    from .files import atomic_write_json
+
+    atomic_write_json(path, to_dict(cfg), indent=2)
 
 
 def load_json(cls: type[T], path: str | Path) -> T:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -28,7 +26,8 @@ import torch
 from torch import nn
 
 from . import __version__
-from .audio import AudioError, check_samples, lengths_to_mask, load
+from .audio import AudioError, check_samples, load
+from .files import atomic_write_json
 from .models.acoustic import AcousticTokenizer
 from .models.flow_decoder import FlowDecoder, sample
 from .models.io import ModelLoadError, read_model_meta
@@ -194,11 +193,7 @@ class DSATokenizer(nn.Module):
                 "decode": to_dict(self.decode_options), "fingerprint": self.fingerprint,
                 "frame_rates": list(self.frame_rates), "codebook_sizes": list(self.codebook_sizes),
                 "bitrate": self.bitrate}
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, out / "config.json")
+        atomic_write_json(out / "config.json", meta)
         return out
 
     # ------------------------------------------------------------------ inputs

@@ -167,11 +167,9 @@ def _enhance(a: argparse.Namespace) -> int:
 def _write(report: dict, out: str | None, echo: bool = True) -> None:
     text = json.dumps(report, indent=1)
     if out:
-        p = Path(out)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.part")
-        tmp.write_text(text + "\n")
-        tmp.replace(p)
+        from ..files import atomic_write_text
+
+        atomic_write_text(out, text + "\n")
     if echo:
         print(text)
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from ..files import atomic_write_json, atomic_write_text
 from .text import load_sentences
 from .voices import SynthesisError, Voice, load_inventory, load_inventory_meta, synthesize
 
@@ -274,9 +274,7 @@ def build_corpus(
     good_pairs = [p for p in pairs if not any(str(root / p[k]) in failed for k in ("target_path",))
                   and p["content"] in {u.id for u in ok} and p["voice"] in {u.id for u in ok}]
     (root / "recomb").mkdir(exist_ok=True)
-    tmp = root / "recomb" / ".pairs.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(p) + "\n" for p in good_pairs))
-    os.replace(tmp, root / "recomb" / "pairs.jsonl")
+    atomic_write_text(root / "recomb" / "pairs.jsonl", "".join(json.dumps(p) + "\n" for p in good_pairs))
 
     from .voices import save_inventory
 
@@ -295,7 +293,5 @@ def build_corpus(
         "failed": len(failed),
         "build_seconds": round(time.time() - t0, 1),
     }
-    tmp = root / ".corpus.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    os.replace(tmp, root / "corpus.json")
+    atomic_write_json(root / "corpus.json", meta)
     return meta

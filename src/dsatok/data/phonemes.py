@@ -12,12 +12,12 @@ corpus is phonemised once.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from ..files import atomic_write_json
 
 __all__ = ["Phonemizer", "PhonemizerError", "parse_espeak", "WORD"]
 
@@ -84,8 +84,4 @@ class Phonemizer:
     def _save(self) -> None:
         if self.cache is None:
             return
-        self.cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache.parent, prefix=".phonemes-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"voice": self.voice, "format": _FORMAT, "phonemes": self._memo}, f)
-        os.replace(tmp, self.cache)
+        atomic_write_json(self.cache, {"voice": self.voice, "format": _FORMAT, "phonemes": self._memo}, indent=None)

@@ -12,10 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
 from torch import nn
 
 from ..config import ConfigError, from_dict, to_dict
+from ..files import atomic_write_json
 
 __all__ = ["ModelLoadError", "save_model", "load_model_config", "load_weights", "model_fingerprint"]
 
@@ -44,11 +44,7 @@ def save_model(model: nn.Module, cfg: Any, kind: str, out_dir: str | Path, extra
     os.close(fd)
     save_file(state, tmp, metadata={"kind": kind})
     os.replace(tmp, out / "model.safetensors")
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, out / "config.json")
+    atomic_write_json(out / "config.json", meta)
     return out
 
 
