@@ -137,10 +137,16 @@ def test_stage1_trains_exports_and_evaluates(tiny_corpus, tmp_path, target):
     batches, dev = corpus_batches(cfg.train.data, seed=0)
     out = Trainer(S.SemanticTask(cfg), cfg.train, batches, dev, progress=False, log=lambda *a: None).fit()
     assert out["step"] == 4
-    rep = evaluate_semantic(tmp_path / "run" / "final", tiny_corpus, split="test", limit=4, progress=False)
+    from stub_evaluators import LoudnessAsr
+
+    rep = evaluate_semantic(tmp_path / "run" / "final", tiny_corpus, split="test", limit=4, progress=False,
+                            reference_asr=LoudnessAsr())
     assert rep["ctc_target"] == target and rep["utterances"] == 4 and 0 < rep["codebook_usage"] <= 1
     assert rep[metric] > 0.3  # 4 steps of training: far from transcribing
     assert sum(v["utterances"] for v in rep["by_speaker"].values()) == 4
+    # the stub ASR writes only "the ...": far off every reference, and it is scored per speaker too
+    assert rep["reference"]["asr"] == "stub" and rep["reference"]["wer"] > 0.5
+    assert all("reference_cer" in v for v in rep["by_speaker"].values())
     if target == "chars":  # the tiny corpus's test sentences are not all in its train texts
         vs = rep["vocabulary_split"]
         assert vs["train_vocabulary"] > 0 and 0 <= vs["oov_rate"] <= 1 and vs["wer_oov"] > 0.3

@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--train-corpus", default=None,
                    help="the corpus the model was trained on: its train words split the WER into seen / unseen "
                         "words (default: --corpus)")
+    s.add_argument("--reference-asr", default="",
+                   help="also transcribe the clean audio with this ASR (faster-whisper | pocketsphinx | CTranslate2 "
+                        "Whisper dir): the ceiling for the tokens' CER / WER")
     s.add_argument("-o", "--out", default=None, help="write the JSON report here")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_semantic)
@@ -178,8 +181,13 @@ def _semantic(a: argparse.Namespace) -> int:
     from ..eval.semantic import evaluate_semantic
 
     t0 = time.perf_counter()
+    ref_asr = None
+    if a.reference_asr:
+        from ..eval.asr import load_asr
+
+        ref_asr = load_asr(a.reference_asr)
     rep = evaluate_semantic(a.model_dir, a.corpus, a.split, a.limit, progress=not a.quiet,
-                            train_corpus=a.train_corpus)
+                            train_corpus=a.train_corpus, reference_asr=ref_asr)
     rep["command_seconds"] = round(time.perf_counter() - t0, 1)
     _write(rep, a.out)
     return 0
