@@ -28,3 +28,19 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
         atomic_write_text(p, "new\n")
     assert p.read_text() == "old\n"
     assert [x.name for x in tmp_path.iterdir()] == ["pairs.jsonl"]
+
+
+def test_atomic_path_keeps_the_extension_and_drops_a_failed_write(tmp_path):
+    from dsatok.files import atomic_path
+
+    p = tmp_path / "mel.png"
+    with atomic_path(p) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".png" and tmp != p
+        tmp.write_bytes(b"first")
+    assert p.read_bytes() == b"first"
+    with pytest.raises(RuntimeError):
+        with atomic_path(p) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("writer crashed")
+    assert p.read_bytes() == b"first"
+    assert [x.name for x in tmp_path.iterdir()] == ["mel.png"]

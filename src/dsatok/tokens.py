@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .files import atomic_path
 
 __all__ = ["Tokens", "TokenFileError", "TOKEN_FORMAT", "TOKEN_VERSION"]
 
@@ -76,15 +76,9 @@ class Tokens:
                 "sample_rate": self.sample_rate}
         tensors = {"semantic": self.semantic, "acoustic": self.acoustic, "semantic_lengths": self.semantic_lengths,
                    "acoustic_lengths": self.acoustic_lengths, "num_samples": self.num_samples}
-        fd, tmp = tempfile.mkstemp(dir=p.parent if str(p.parent) else ".", suffix=".part")
-        os.close(fd)
-        try:
-            save_file({k: v.detach().to(torch.int32).contiguous().cpu() for k, v in tensors.items()}, tmp,
+        with atomic_path(p) as tmp:
+            save_file({k: v.detach().to(torch.int32).contiguous().cpu() for k, v in tensors.items()}, str(tmp),
                       metadata={"dsatok": json.dumps(meta)})
-            os.replace(tmp, p)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return p
 
     @classmethod

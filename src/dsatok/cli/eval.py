@@ -218,8 +218,9 @@ def _probe(a: argparse.Namespace) -> int:
             cell = lambda d, k: f"{d[k]:.3f}" if k in d else "–"  # noqa: E731 (a probe not run)
             lines.append(f"| {n} | {r['frame_rate']:g} | {r['codebook_size']} | {cell(asr, 'test_wer')} | "
                          f"{cell(asr, 'test_cer')} | {cell(spk, 'test_acc')} | {cell(spk, 'chance')} |")
-        Path(a.out).with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+        from ..files import atomic_write_text
+
+        atomic_write_text(Path(a.out).with_suffix(".md"), "\n".join(lines) + "\n")
     _write(rep, a.out)
     return 0
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path
+
 __all__ = ["plot_mels"]
 
 
@@ -34,8 +36,6 @@ def plot_mels(mels: dict[str, np.ndarray], out: str | Path, frame_rate: float = 
     fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.8, label="log magnitude")
     if title:
         fig.suptitle(title, fontsize=10)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.part.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    tmp.replace(out)

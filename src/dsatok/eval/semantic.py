@@ -58,9 +58,11 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
         all_idx.append(idx[lengths_to_mask(lens, idx.shape[1])])
         audio_s += float(b.wav_lens.sum()) / 16000
     flat = torch.cat(all_idx)
+    groups: dict[str, list[int]] = {}
+    for i, spk in enumerate(spks):
+        groups.setdefault(spk, []).append(i)
     by_spk: dict[str, Any] = {}
-    for spk in sorted(set(spks)):
-        sel = [i for i, x in enumerate(spks) if x == spk]
+    for spk, sel in sorted(groups.items()):
         by_spk[spk] = {"utterances": len(sel),
                        **{k: round(v, 4) for k, v in targets.score([refs[i] for i in sel], [hyps[i] for i in sel]).items()}}
     reference: dict[str, Any] = {}
@@ -70,7 +72,7 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
         reference = {"asr": getattr(reference_asr, "name", type(reference_asr).__name__),
                      "cer": round(cer(refs, ref_hyps), 4), "wer": round(wer(refs, ref_hyps), 4)}
         for spk, row in by_spk.items():
-            sel = [i for i, x in enumerate(spks) if x == spk]
+            sel = groups[spk]
             row["reference_cer"] = round(cer([refs[i] for i in sel], [ref_hyps[i] for i in sel]), 4)
             row["reference_wer"] = round(wer([refs[i] for i in sel], [ref_hyps[i] for i in sel]), 4)
     vocab_split: dict[str, Any] = {}

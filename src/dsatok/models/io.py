@@ -7,15 +7,13 @@ rebuilt from the config alone, then its weights are loaded with ``strict=True``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 from torch import nn
 
 from ..config import ConfigError, from_dict, to_dict
-from ..files import atomic_write_json
+from ..files import atomic_path, atomic_write_json
 
 __all__ = ["ModelLoadError", "save_model", "load_model_config", "load_weights", "model_fingerprint"]
 
@@ -40,10 +38,8 @@ def save_model(model: nn.Module, cfg: Any, kind: str, out_dir: str | Path, extra
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"kind": kind, "dsatok_version": _version(), "config": to_dict(cfg), **(extra or {})}
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    os.close(fd)
-    save_file(state, tmp, metadata={"kind": kind})
-    os.replace(tmp, out / "model.safetensors")
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"kind": kind})
     atomic_write_json(out / "config.json", meta)
     return out
 
