@@ -29,6 +29,11 @@ def test_bad_input_gives_one_line_error(capsys, tmp_path):
     assert err.startswith("dsatok: error: ") and "nope.tsv" in err and "\n" not in err
     assert main(["corpus", "report", str(tmp_path)]) == 2
     assert "manifest not found" in capsys.readouterr().err
+    assert main(["eval", "vocoder", f"v={tmp_path / 'novoc'}", "--corpus", str(tmp_path), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "novoc: vocoder directory not found" in err and "\n" not in err
+    assert main(["eval", "vocoder", "griffinlim", "--corpus", str(tmp_path), "-o", str(tmp_path)]) == 2
+    assert "expected NAME=DIR" in capsys.readouterr().err
 
 
 def test_cli_build_small(tmp_path, capsys):

@@ -111,3 +111,23 @@ def test_probe_streams_speaker_task_alone_skips_the_train_split(tiny_corpus):
     assert row["asr"] == {} and 0.0 <= row["speaker"]["test_acc"] <= 1.0
     with pytest.raises(ValueError, match="probe tasks"):
         probe_streams(source, {"s": 16}, {"s": 25.0}, tiny_corpus, cfg, progress=False, tasks=("wer",))
+
+
+def test_vocoder_copy_synthesis_scores_each_vocoders_own_output(tiny_corpus):
+    """Griffin-Lim inverts the true mel far better than an untrained Vocos: the rows must say so."""
+    import torch
+    from stub_evaluators import LoudnessAsr, SpectrumSpeaker
+
+    from dsatok.eval.tables import Evaluators
+    from dsatok.eval.vocoder import evaluate_vocoders
+    from dsatok.models.vocoder import GriffinLim, VocoderConfig, VocosVocoder
+
+    torch.manual_seed(0)
+    ev = Evaluators(LoudnessAsr(), SpectrumSpeaker(), [])
+    voc = {"gl": GriffinLim(n_iter=8), "untrained": VocosVocoder(VocoderConfig(dim=16, intermediate=32, layers=1)).eval()}
+    rep = evaluate_vocoders(voc, tiny_corpus, ev, limit=2, progress=False)
+    rows = {r["system"]: r for r in rep["table"]}
+    assert set(rows) == {"gl", "untrained", "clean_input"} and rows["gl"]["n"] == 2
+    assert rows["gl"]["mel_l1"] < rows["untrained"]["mel_l1"] / 2 and rows["gl"]["stoi"] > rows["untrained"]["stoi"]
+    assert rows["gl"]["rtf"] > 0 and "pesq" not in rows["clean_input"]
+    assert rows["gl"]["wer_minus_clean"] == round(rows["gl"]["wer"] - rows["clean_input"]["wer"], 4)

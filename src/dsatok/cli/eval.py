@@ -89,6 +89,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     _evaluator_args(s)
     s.set_defaults(func=_dasheng)
 
+    s = ps.add_parser("vocoder", help="vocoder copy-synthesis of test audio: PESQ/STOI/MCD/SIM/WER and RTF")
+    s.add_argument("vocoders", nargs="+", metavar="NAME=SPEC",
+                   help="vocoders to compare: a trained vocoder directory or 'griffinlim', e.g. gl=griffinlim "
+                        "vocos=runs/vocoder/best")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
+    s.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    _evaluator_args(s)
+    s.set_defaults(func=_vocoder)
+
     s = ps.add_parser("enhance", help="speech enhancement on the Dasheng latent: PESQ/STOI/DNSMOS before and after")
     s.add_argument("--model", required=True, help="an enhancer directory (dsatok train enhance)")
     s.add_argument("--corpus", required=True)
@@ -146,6 +156,41 @@ def _dasheng(a: argparse.Namespace) -> int:
     rep["settings"] = {"models": specs, "fingerprints": {n: model_fingerprint(d) for n, d in specs.items()},
                        "corpus": str(a.corpus), "evaluators": ev.names(), "limit": a.limit}
     _report(rep, a.out, markdown_table(rep["table"], f"DashengTokenizer reconstruction ({a.corpus}, test)"), t0)
+    return 0
+
+
+def _vocoder(a: argparse.Namespace) -> int:
+    import torch
+
+    from ..eval.tables import load_evaluators, markdown_table
+    from ..eval.vocoder import evaluate_vocoders
+    from ..models.io import model_fingerprint
+    from ..config import MelConfig
+    from ..models.vocoder import VocosVocoder, load_vocoder
+    from .main import CLIError
+
+    t0 = time.perf_counter()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    specs: dict[str, str] = {}
+    for m in a.vocoders:
+        name, sep, spec = m.partition("=")
+        if not sep or not name or not spec:
+            raise CLIError(f"vocoder '{m}': expected NAME=DIR or NAME=griffinlim")
+        if spec.lower() not in ("griffinlim", "griffin-lim", "gl") and not Path(spec).is_dir():
+            raise CLIError(f"{spec}: vocoder directory not found")
+        specs[name] = spec
+    trained = {n: VocosVocoder.from_pretrained(s) for n, s in specs.items() if Path(s).is_dir()}
+    # Griffin-Lim rows follow the trained vocoders' mel settings (evaluate_vocoders checks they agree)
+    mel = next(iter(trained.values())).mel_config if trained else MelConfig()
+    vocoders = {n: (trained[n] if n in trained else load_vocoder(s, mel)).eval() for n, s in specs.items()}
+    ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
+    rep = evaluate_vocoders(vocoders, a.corpus, ev, limit=a.limit, progress=not a.quiet)
+    rep["settings"] = {"vocoders": specs, "fingerprints": {n: model_fingerprint(s) for n, s in specs.items()
+                                                           if Path(s).is_dir()},
+                       "corpus": str(a.corpus), "evaluators": ev.names(), "limit": a.limit,
+                       "threads": torch.get_num_threads()}
+    _report(rep, a.out, markdown_table(rep["table"], f"Vocoder copy-synthesis ({a.corpus}, test)"), t0)
     return 0
 
 

@@ -116,7 +116,9 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     def samples_per_frame(self) -> int:
         return self.cfg.mel.hop_length * self.cfg.upsample
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mel [B, C, T] -> (log_mag, phase)``, each ``[B, n_fft // 2 + 1, T * upsample]``: the
+        head's STFT before the iSTFT (log magnitude clamped at log 100; phase unwrapped, any real)."""
         x = mel
         if self.up is not None:
             t = x.shape[-1] * self.cfg.upsample
@@ -125,12 +127,19 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         for b in self.blocks:
             x = b(x)
         h = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
-        mag, ph = h.chunk(2, dim=1)
-        mag = torch.exp(mag).clamp(max=1e2)
-        spec = torch.complex(mag * torch.cos(ph), mag * torch.sin(ph))
-        n = x.shape[-1] * self.cfg.mel.hop_length
+        log_mag, ph = h.chunk(2, dim=1)
+        return log_mag.clamp(max=math.log(1e2)), ph
+
+    def istft(self, log_mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """``(log_mag, phase) [B, F, T] -> wav [B, T * hop]`` (the head's inverse STFT)."""
+        mag = torch.exp(log_mag)
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         hop = self.cfg.mel.hop_length
-        return torch.istft(spec, self.cfg.n_fft, hop, self.cfg.n_fft, window=self.window, center=True, length=n)
+        return torch.istft(spec, self.cfg.n_fft, hop, self.cfg.n_fft, window=self.window, center=True,
+                           length=phase.shape[-1] * hop)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.istft(*self.spectrum(mel))
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         return save_model(self, self.cfg, KIND, out_dir)
