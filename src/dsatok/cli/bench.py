@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..files import atomic_write_text
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmarks")
@@ -46,7 +48,7 @@ def _codec(a: argparse.Namespace) -> int:
         rep = bench_codec(model, wav, [int(s) for s in a.steps.split(",") if s], a.threads, a.vocoder)
     text = json.dumps(rep, indent=1)
     if a.out:
-        Path(a.out).write_text(text + "\n")
+        atomic_write_text(a.out, text + "\n")
     print(text)
     return 0
 
@@ -61,6 +63,6 @@ def _dasheng(a: argparse.Namespace) -> int:
         rep = bench_dasheng(a.model, wav, a.threads, a.enhancer, a.steps)
     text = json.dumps(rep, indent=1)
     if a.out:
-        Path(a.out).write_text(text + "\n")
+        atomic_write_text(a.out, text + "\n")
     print(text)
     return 0

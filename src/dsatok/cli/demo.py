@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..files import atomic_write_json
 from .codec import _common, _decode_kw, load_model, plot_recombination
 
 
@@ -54,7 +55,7 @@ def run(a: argparse.Namespace) -> int:
                                                          "voice.wav", "target.wav", "mels.png")]}
     if not a.no_eval:
         summary["measured"] = _measure(out, meta)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_json(out / "summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from ..files import atomic_write_text
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate models (semantic, recon, recomb, probe, ...)")
@@ -137,7 +139,7 @@ def _report(rep: dict, out_dir: str, md: str, t0: float) -> None:
     md += "\nSettings: `" + json.dumps(rep["settings"]) + f"`; {rep['command_seconds']} s\n"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(md)
+    atomic_write_text(out / "report.md", md)
     _write(rep, str(out / "report.json"), echo=False)
     print(md)
 
@@ -162,10 +164,10 @@ def _dasheng(a: argparse.Namespace) -> int:
 def _vocoder(a: argparse.Namespace) -> int:
     import torch
 
+    from ..config import MelConfig
     from ..eval.tables import load_evaluators, markdown_table
     from ..eval.vocoder import evaluate_vocoders
     from ..models.io import model_fingerprint
-    from ..config import MelConfig
     from ..models.vocoder import VocosVocoder, load_vocoder
     from .main import CLIError
 
@@ -215,8 +217,6 @@ def _enhance(a: argparse.Namespace) -> int:
 def _write(report: dict, out: str | None, echo: bool = True) -> None:
     text = json.dumps(report, indent=1)
     if out:
-        from ..files import atomic_write_text
-
         atomic_write_text(out, text + "\n")
     if echo:
         print(text)
@@ -315,7 +315,7 @@ def _ablation(a: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     md = markdown_table(rep["table"], f"Ablations ({a.corpus}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
     md += "\nSettings: `" + json.dumps(rep["settings"]) + "`\n"
-    (out / "report.md").write_text(md)
+    atomic_write_text(out / "report.md", md)
     _write(rep, str(out / "report.json"), echo=False)
     print(md)
     return 0
@@ -342,7 +342,7 @@ def _table(a: argparse.Namespace) -> int:
     title = "Reconstruction" if a.kind == "recon" else "Recombination"
     md = markdown_table(rep["table"], f"{title} ({a.corpus}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
     md += "\nSettings: `" + json.dumps(rep["settings"]) + "`\n"
-    (out / "report.md").write_text(md)
+    atomic_write_text(out / "report.md", md)
     _write(rep, str(out / "report.json"), echo=False)
     print(md)
     return 0

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from ..files import atomic_write_json, atomic_write_text
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lm", help="LLM voice cloning with Qwen3 (build-triplets, train, clone, eval)")
@@ -88,7 +90,7 @@ def _table(a: argparse.Namespace) -> int:
         rows += table2_rows(name or Path(path).stem, rep)
     md = markdown_table(rows, "Table 2: LLM voice cloning (content of S in the voice of A)")
     if a.out:
-        Path(a.out).write_text(md)
+        atomic_write_text(a.out, md)
     print(md, end="")
     return 0
 
@@ -147,7 +149,7 @@ def _train(a: argparse.Namespace) -> int:
                    time_limit_s=a.time_limit, progress=not a.quiet)
     out.update({"tokenizer": str(a.model or "bundled"), "fingerprint": tok.fingerprint, "base_model": a.base_model,
                 "train_examples": len(tr), "dev_examples": len(dv), "lr": lr})
-    (Path(a.out) / "train_report.json").write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_json(Path(a.out) / "train_report.json", out)
     print(json.dumps({k: v for k, v in out.items() if k != "history"}))
     return 0
 
@@ -210,8 +212,7 @@ def _eval(a: argparse.Namespace) -> int:
         truth = [decode_generated(tok, *t["target_tokens"]) for t in trips]
         rep["topline"] = _score(ev, trips, truth, ref_emb)
     rep["seconds"] = round(time.perf_counter() - t0, 1)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(rep, indent=1) + "\n")
+    atomic_write_json(a.out, rep)
     print(json.dumps(rep, indent=1))
     return 0
 

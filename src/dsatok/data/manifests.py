@@ -9,13 +9,13 @@ absolute audio paths and supervisions carrying ``text``, ``speaker``, ``gender``
 from __future__ import annotations
 
 import csv
-import json
-import os
 import random
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..files import atomic_path, atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from lhotse import CutSet
@@ -39,10 +39,8 @@ def _paths(root: Path, split: str) -> tuple[Path, Path]:
 
 
 def _atomic_to_file(manifest: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp." + path.name)
-    manifest.to_file(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps .jsonl.gz: lhotse picks the format from it
+        manifest.to_file(str(tmp))
 
 
 def write_split_manifests(root: Path, utts: "list[Utterance]", voices: "dict[str, Voice]") -> dict[str, dict]:
@@ -117,9 +115,7 @@ def _speaker_split(speakers: list[str], seed: int, test_frac: float, dev_frac: f
 
 def _write_meta(out: Path, builder: str, source: str, counts: dict, extra: dict | None = None) -> dict:
     meta = {"format_version": 1, "builder": builder, "source": source, "counts": counts, **(extra or {})}
-    tmp = out / ".corpus.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    os.replace(tmp, out / "corpus.json")
+    atomic_write_json(out / "corpus.json", meta)
     return meta
 
 

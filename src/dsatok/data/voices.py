@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from ..files import atomic_write_json
+
 __all__ = [
     "Voice",
     "SynthesisError",
@@ -135,7 +137,7 @@ def load_inventory_meta(path: str | Path | None = None) -> dict:
 
 def save_inventory(voices: list[Voice], path: str | Path, meta: dict | None = None) -> None:
     """Write a voice inventory JSON (``{"meta": ..., "voices": [...]}``)."""
-    Path(path).write_text(json.dumps({"meta": meta or {}, "voices": [x.to_dict() for x in voices]}, indent=1) + "\n")
+    atomic_write_json(path, {"meta": meta or {}, "voices": [x.to_dict() for x in voices]})
 
 
 def engines_available() -> dict[str, bool]:

@@ -8,14 +8,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write_json
 
 __all__ = ["corpus_report"]
 
@@ -108,7 +108,5 @@ def corpus_report(root: str | Path, *, n_enroll: int = 6, max_test_per_speaker: 
         "seconds_speaker": round(t_spk, 1),
         "seconds_asr": round(time.time() - t1, 1),
     }
-    tmp = root / ".report.json.tmp"
-    tmp.write_text(json.dumps(rep, indent=1) + "\n")
-    os.replace(tmp, root / "report.json")
+    atomic_write_json(root / "report.json", rep)
     return rep

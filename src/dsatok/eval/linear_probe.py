@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..files import atomic_write_json, atomic_write_text
+
 __all__ = ["TASKS", "NOISES", "make_noise", "labels_for", "linear_probe", "probe_suite", "pool", "Representation"]
 
 TASKS = ("speaker", "gender", "engine", "rate", "pitch", "keyword", "noise")
@@ -243,10 +245,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def write_report(rows: list[dict], out_dir: str | Path, meta: dict) -> Path:
-    import json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "linear_probe.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    (out / "linear_probe.md").write_text(markdown(rows))
+    atomic_write_json(out / "linear_probe.json", {"meta": meta, "rows": rows})
+    atomic_write_text(out / "linear_probe.md", markdown(rows))
     return out

@@ -13,12 +13,13 @@ Layout under the corpus directory::
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..files import atomic_path, atomic_write_text
 
 __all__ = ["build_triplets", "load_triplets", "tokenize_triplets"]
 
@@ -68,10 +69,7 @@ def build_triplets(corpus: str | Path, split: str, n: int, seed: int = 0, jobs: 
                     log(f"skipped: {err}")
     ok = [p for p in plan if str(root / p["target_path"]) not in failed]
     out = root / "triplets" / f"{split}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    tmp.write_text("".join(json.dumps(p) + "\n" for p in ok))
-    os.replace(tmp, out)
+    atomic_write_text(out, "".join(json.dumps(p) + "\n" for p in ok))
     return out
 
 
@@ -120,10 +118,8 @@ def tokenize_triplets(tokenizer: Any, corpus: str | Path, split: str, limit: int
         p["target_tokens"] = tok("C:" + t["id"], str(root / t["target_path"]))
         out.append(p)
     if store is not None and len(memo) > n_before:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        tmp = store.with_name(f".{store.name}.part")
-        torch.save(memo, tmp)
-        os.replace(tmp, store)
+        with atomic_path(store) as tmp:
+            torch.save(memo, tmp)
     return out
 
 

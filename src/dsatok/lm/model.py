@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..files import atomic_write_json
 from ..models.io import ModelLoadError
 from .format import IGNORE, TokenLayout
 
@@ -117,7 +118,7 @@ class SpeechLM(nn.Module):
     def save_pretrained(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)
         self.lm.save_pretrained(str(out), safe_serialization=True)
-        (out / LAYOUT_FILE).write_text(json.dumps(dataclasses.asdict(self.layout), indent=1) + "\n")
+        atomic_write_json(out / LAYOUT_FILE, dataclasses.asdict(self.layout))
         return out
 
     @classmethod

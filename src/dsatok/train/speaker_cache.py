@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from ..files import atomic_path
 
 __all__ = ["speaker_cache"]
 
@@ -37,9 +37,7 @@ def speaker_cache(corpus: str, splits: tuple[str, ...], encoder_spec: str = "res
         enc = enc or load_speaker_encoder(encoder_spec)
         emb = {c.id: torch.from_numpy(enc.embed(load_cut_audio(c))) for c in
                tqdm(cuts, desc=f"speaker embeddings ({split})", disable=not progress)}
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(emb, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(emb, tmp)
         out.update(emb)
     return out
