@@ -53,7 +53,7 @@ def test_save_load_and_mel_mismatch(tmp_path):
 
 
 def test_phase_losses_ignore_whole_turns_and_see_real_errors():
-    from dsatok.train.vocoder import phase_losses
+    from dsatok.train.spectral import phase_losses
 
     torch.manual_seed(0)
     true = (torch.rand(2, 9, 12) - 0.5) * 2 * math.pi
@@ -67,22 +67,49 @@ def test_phase_losses_ignore_whole_turns_and_see_real_errors():
 
 
 def test_spectral_losses_train_the_head_towards_the_truth():
-    from dsatok.train.vocoder import VocoderStageConfig, VocoderTask
+    from dsatok.train.spectral import SpectralLossConfig, spectral_losses
 
     torch.manual_seed(0)
-    cfg = VocoderStageConfig(model=VocoderConfig(dim=32, intermediate=64, layers=2), amp_weight=1.0,
-                             phase_weight=1.0, ri_weight=1.0, consistency_weight=1.0)
-    task = VocoderTask(cfg)
-    gen = VocosVocoder(cfg.model)
+    cfg = SpectralLossConfig(amp_weight=1.0, ip_weight=1.0, gd_weight=1.0, iaf_weight=1.0, ri_weight=1.0,
+                             consistency_weight=1.0, mrstft_weight=1.0)
+    gen = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2))
     real = _chirp(3200)[None]
-    mel, _ = task.fe(real)
+    mel, _ = MelFrontend()(real)
+    fake, off, parts = spectral_losses(gen, mel, real, SpectralLossConfig())
+    assert parts == {} and float(off) == 0 and fake.shape == real.shape
     opt = torch.optim.Adam(gen.parameters(), 3e-3)
     first = None
     for _ in range(60):
-        fake, loss, parts = task._spectral(gen, real, mel)
-        assert fake.shape == real.shape and set(parts) == {"amp", "ip", "gd", "iaf", "ri", "consistency"}
+        fake, loss, parts = spectral_losses(gen, mel, real, cfg)
+        assert fake.shape == real.shape and set(parts) == {"amp", "ip", "gd", "iaf", "ri", "consistency", "mrstft"}
         first = float(loss) if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert float(loss) < 0.5 * first
+
+
+def test_mrstft_loss_is_zero_on_identity_and_grows_with_noise():
+    from dsatok.train.spectral import mrstft_loss
+
+    x = _chirp(4000)[None]
+    assert float(mrstft_loss(x, x, (256, 512))) < 1e-6
+    small = float(mrstft_loss(x + 0.01 * torch.randn_like(x), x, (256, 512)))
+    assert 0 < small < float(mrstft_loss(x + 0.1 * torch.randn_like(x), x, (256, 512)))
+
+
+def test_integrated_phase_chunked_equals_one_shot_and_sums_advances():
+    from dsatok.models.vocoder import integrate_phase
+
+    adv = torch.full((1, 3, 5), 0.5 * math.pi)
+    ph = integrate_phase(adv)
+    assert torch.allclose(torch.cos(ph[0, 0]), torch.cos(0.5 * math.pi * torch.arange(1, 6.0)), atol=1e-5)
+    assert float(ph.min()) >= 0 and float(ph.max()) < 2 * math.pi
+    torch.manual_seed(0)
+    v = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2, phase="integrated")).eval()
+    mel = torch.randn(1, 100, 1300)
+    with torch.no_grad():
+        one = v(mel)
+        assert torch.allclose(one, v.synthesize(mel, chunk_frames=300), atol=1e-3)
+    with pytest.raises(Exception, match="phase"):
+        VocoderConfig(phase="learned")

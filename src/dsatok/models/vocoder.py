@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from ..config import ConfigError, MelConfig, to_dict
 from ..nn.conv import ConvNeXtBlock
 from .io import ModelLoadError, load_model_config, load_weights, save_model
 
-__all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "Vocoder", "load_vocoder", "check_mel_match",
+__all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "integrate_phase", "Vocoder", "load_vocoder", "check_mel_match",
            "VOCODER_PRESETS"]
 
 KIND = "dsatok-vocoder"
@@ -33,6 +33,9 @@ class VocoderConfig:
 
     ``in_dim``: input channels (0: ``mel.n_mels``); ``upsample``: transposed-conv factor applied to
     the input first (e.g. 4 for 25 Hz latents → 100 Hz frames; the Dasheng decoder path).
+    ``phase``: ``"direct"`` — the head outputs each frame's phase (Vocos); ``"integrated"`` — it
+    outputs each bin's phase advance since the previous frame (instantaneous frequency, as in
+    GANSynth) and the phase is its running sum, so frame-to-frame coherence is a local prediction.
     """
 
     mel: MelConfig = MelConfig()
@@ -42,8 +45,11 @@ class VocoderConfig:
     in_dim: int = 0
     upsample: int = 1
     n_fft: int = 640  # iSTFT head (4 × hop)
+    phase: Literal["direct", "integrated"] = "direct"
 
     def __post_init__(self) -> None:
+        if self.phase not in ("direct", "integrated"):
+            raise ConfigError(f"vocoder.phase must be 'direct' or 'integrated', got {self.phase!r}")
         if self.upsample < 1:
             raise ConfigError(f"vocoder.upsample must be >= 1, got {self.upsample}")
         if self.n_fft < self.mel.hop_length:
@@ -118,7 +124,14 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
 
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, C, T] -> (log_mag, phase)``, each ``[B, n_fft // 2 + 1, T * upsample]``: the
-        head's STFT before the iSTFT (log magnitude clamped at log 100; phase unwrapped, any real)."""
+        head's STFT before the iSTFT (log magnitude clamped at log 100; phase any real: with
+        ``phase="integrated"`` the running sum of the head's phase advances, wrapped to [0, 2π))."""
+        log_mag, ph = self.head_output(mel)
+        return log_mag, (integrate_phase(ph) if self.cfg.phase == "integrated" else ph)
+
+    def head_output(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mel [B, C, T] -> (log_mag, phase or phase advance)`` ``[B, F, T * upsample]``; each frame
+        depends on ``mel`` within the receptive field only (what chunked synthesis relies on)."""
         x = mel
         if self.up is not None:
             t = x.shape[-1] * self.cfg.upsample
@@ -141,6 +154,32 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.istft(*self.spectrum(mel))
 
+    def synthesize(self, mel: torch.Tensor, chunk_frames: int = 1000) -> torch.Tensor:
+        """``mel [B, C, T] -> wav``, in overlapping chunks. With integrated phase the phase advances of
+        all chunks are summed over the whole input first, so chunks join without phase jumps."""
+        if self.cfg.phase == "direct":
+            return super().synthesize(mel, chunk_frames)
+        t = mel.shape[-1]
+        if t <= chunk_frames + 2 * self.context:
+            return self(mel)
+        up, c = self.cfg.upsample, self.context
+        mags, incs = [], []
+        for s in range(0, t, chunk_frames):
+            e = min(t, s + chunk_frames)
+            a, b = max(0, s - c), min(t, e + c)
+            m, d = self.head_output(mel[..., a:b])
+            mags.append(m[..., (s - a) * up : (e - a) * up])
+            incs.append(d[..., (s - a) * up : (e - a) * up])
+        log_mag, phase = torch.cat(mags, -1), integrate_phase(torch.cat(incs, -1))
+        outs, hop, n = [], self.cfg.mel.hop_length, log_mag.shape[-1]
+        step = chunk_frames * up
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            a, b = max(0, s - c), min(n, e + c)
+            w = self.istft(log_mag[..., a:b], phase[..., a:b])
+            outs.append(w[..., (s - a) * hop : (e - a) * hop])
+        return torch.cat(outs, dim=-1)
+
     def save_pretrained(self, out_dir: str | Path) -> Path:
         return save_model(self, self.cfg, KIND, out_dir)
 
@@ -148,6 +187,12 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     def from_pretrained(cls, model_dir: str | Path) -> "VocosVocoder":
         cfg, _ = load_model_config(VocoderConfig, model_dir, KIND)
         return load_weights(cls(cfg), model_dir).requires_grad_(False)
+
+
+def integrate_phase(advance: torch.Tensor) -> torch.Tensor:
+    """Running sum over frames of phase advances ``[B, F, T]`` (in float64, so hours of audio keep
+    their precision), wrapped to ``[0, 2π)``."""
+    return torch.remainder(torch.cumsum(advance.double(), dim=-1), 2 * math.pi).to(advance.dtype)
 
 
 class GriffinLim(_ChunkedMixin, nn.Module):

@@ -23,6 +23,7 @@ from ..config import ConfigError, MelConfig
 from ..models.dasheng import DASHENG_PRESETS, DashengConfig, DashengTokenizer
 from .config import TrainConfig, load_stage_config
 from .gan import Discriminators, GANModel, gan_losses
+from .spectral import SpectralLossConfig, spectral_losses
 
 __all__ = ["DashengStageConfig", "DashengTask", "DASHENG_STAGE_PRESETS", "run"]
 
@@ -41,6 +42,7 @@ class DashengStageConfig:
     adv_weight: float = 1.0
     latent_weight: float = 1.0
     gan_start: int = 0
+    spectral: SpectralLossConfig = SpectralLossConfig()  # supervised spectral losses (train/spectral.py)
     mpd_channels: int = 16
     mrd_channels: int = 32
     feature_memo_gb: float = 4.0
@@ -111,14 +113,15 @@ class DashengTask:
     def _loss(self, m: GANModel, batch, step: int):
         z = m.gen.encode(batch.wav, batch.wav_lens)
         uni, sem, real = self._window(z, batch.wav)
-        fake = m.gen.decoder(uni.transpose(1, 2))
+        fake, spectral, parts = spectral_losses(m.gen.decoder, uni.transpose(1, 2), real, self.cfg.spectral)
         mel_real, _ = self.fe(real)
         mel_fake, _ = self.fe.compute(fake)
         mel_l1 = F.l1_loss(mel_fake, mel_real)
         mask = lengths_to_mask(z.lengths, z.unified.shape[1])[..., None].float()
         latent = ((z.unified - z.semantic).pow(2) * mask).sum() / (mask.sum() * z.unified.shape[-1]).clamp(min=1)
-        loss = self.cfg.mel_weight * mel_l1 + self.cfg.latent_weight * latent
-        logs = {"mel_l1": float(mel_l1.detach()), "latent": float(latent.detach())}
+        loss = self.cfg.mel_weight * mel_l1 + self.cfg.latent_weight * latent + spectral
+        logs = {"mel_l1": float(mel_l1.detach()), "latent": float(latent.detach()),
+                **{k: float(v.detach()) for k, v in parts.items()}}
         if step >= self.cfg.gan_start:
             g = gan_losses(m.disc, real, fake)
             loss = loss + g["d_loss"] + self.cfg.adv_weight * g["g_adv"] + self.cfg.fm_weight * g["fm"]

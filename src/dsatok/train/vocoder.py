@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,9 @@ from ..audio import MelFrontend, lengths_to_mask
 from ..models.vocoder import VOCODER_PRESETS, VocoderConfig, VocosVocoder
 from .config import TrainConfig, load_stage_config
 from .gan import Discriminators, GANModel, gan_losses
+from .spectral import SpectralLossConfig, spectral_losses
 
-__all__ = ["VocoderStageConfig", "VocoderTask", "VOCODER_STAGE_PRESETS", "anti_wrap", "phase_losses"]
-
-
-def anti_wrap(x: torch.Tensor) -> torch.Tensor:
-    """``|x - 2π·round(x / 2π)|``: the distance of a phase difference to the nearest multiple of 2π."""
-    return (x - 2 * math.pi * torch.round(x / (2 * math.pi))).abs()
-
-
-def phase_losses(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
-    """APNet's phase losses for phase spectra ``[B, F, T]``: instantaneous phase (``ip``), group
-    delay (``gd``, differences along frequency) and instantaneous angular frequency (``iaf``,
-    differences along time), each the mean anti-wrapped error; all invariant to 2π shifts."""
-    return {"ip": anti_wrap(pred - true).mean(),
-            "gd": anti_wrap(torch.diff(pred, dim=1) - torch.diff(true, dim=1)).mean(),
-            "iaf": anti_wrap(torch.diff(pred, dim=2) - torch.diff(true, dim=2)).mean()}
+__all__ = ["VocoderStageConfig", "VocoderTask", "VOCODER_STAGE_PRESETS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +28,7 @@ class VocoderStageConfig:
     fm_weight: float = 2.0
     adv_weight: float = 1.0
     gan_start: int = 0  # steps of mel-loss-only pre-training before the discriminators join
-    # supervised spectral losses on the head's STFT (APNet-style; 0 = off): log-amplitude MSE,
-    # anti-wrapped instantaneous-phase / group-delay / instantaneous-frequency, real+imaginary
-    # parts of the re-analysed output vs the truth, and head-vs-reanalysis consistency
-    amp_weight: float = 0.0
-    phase_weight: float = 0.0
-    ri_weight: float = 0.0
-    consistency_weight: float = 0.0
+    spectral: SpectralLossConfig = SpectralLossConfig()  # supervised spectral losses (train/spectral.py)
     mpd_channels: int = 16
     mrd_channels: int = 32
 
@@ -85,40 +65,14 @@ class VocoderTask:
     def training_step(self, model, batch, step):
         return model(self._loss, batch, step)
 
-    def _stft(self, gen: VocosVocoder, wav: torch.Tensor, frames: int) -> torch.Tensor:
-        """The head's analysis of ``wav [B, N]``: complex ``[B, n_fft // 2 + 1, frames]``."""
-        c = gen.cfg
-        return torch.stft(wav, c.n_fft, c.mel.hop_length, c.n_fft, window=gen.window, center=True,
-                          return_complex=True)[..., :frames]
-
-    def _spectral(self, gen: VocosVocoder, real: torch.Tensor, mel: torch.Tensor):
-        """Generate from ``mel`` and return ``(fake wav, weighted spectral loss, logs)``."""
-        c = self.cfg
-        log_mag, ph = gen.spectrum(mel)
-        fake = gen.istft(log_mag, ph)
-        if not (c.amp_weight or c.phase_weight or c.ri_weight or c.consistency_weight):
-            return fake, fake.new_zeros(()), {}
-        true = self._stft(gen, real, ph.shape[-1])
-        logs: dict[str, torch.Tensor] = {}
-        logs["amp"] = F.mse_loss(log_mag, torch.log(true.abs().clamp_min(1e-5)))
-        logs.update(phase_losses(ph, torch.angle(true)))
-        again = self._stft(gen, fake, ph.shape[-1])
-        logs["ri"] = F.l1_loss(torch.view_as_real(again), torch.view_as_real(true))
-        mag = torch.exp(log_mag)
-        head = torch.view_as_real(torch.complex(mag * torch.cos(ph), mag * torch.sin(ph)))
-        logs["consistency"] = F.mse_loss(torch.view_as_real(again), head)
-        loss = (c.amp_weight * logs["amp"] + c.phase_weight * (logs["ip"] + logs["gd"] + logs["iaf"])
-                + c.ri_weight * logs["ri"] + c.consistency_weight * logs["consistency"])
-        return fake, loss, logs
-
     def _loss(self, m: GANModel, batch, step: int):
         real = self._crop(batch.wav, batch.wav_lens)
         mel, _ = self.fe(real)
-        fake, spectral, parts = self._spectral(m.gen, real, mel)
+        fake, spectral, parts = spectral_losses(m.gen, mel, real, self.cfg.spectral)
         mel_fake, _ = self.fe.compute(fake)
         mel_l1 = F.l1_loss(mel_fake, mel)
         loss = self.cfg.mel_weight * mel_l1 + spectral
-        logs = {"mel_l1": float(mel_l1), **{k: float(v) for k, v in parts.items()}}
+        logs = {"mel_l1": float(mel_l1.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
         if step >= self.cfg.gan_start:
             g = gan_losses(m.disc, real, fake)
             loss = loss + g["d_loss"] + self.cfg.adv_weight * g["g_adv"] + self.cfg.fm_weight * g["fm"]
