@@ -117,7 +117,13 @@ def test_save_load_pretrained(model, tmp_path):
     a, b = model.decode_mel(model.encode(w), steps=2), back.decode_mel(back.encode(w), steps=2)
     assert torch.allclose(a[0], b[0], atol=1e-5)
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert meta["vocoder"] == "griffinlim"
+    assert meta["vocoder"] == "griffinlim:4" and back.vocoder.n_iter == model.vocoder.n_iter == 4
+    gl64 = DSATokenizer.from_pretrained(tmp_path / "m", vocoder="griffinlim:64")
+    assert gl64.vocoder.n_iter == 64
+    gl64.save_pretrained(tmp_path / "m64")  # the iterations travel with the model directory
+    assert DSATokenizer.from_pretrained(tmp_path / "m64").vocoder.n_iter == 64
+    with pytest.raises(ModelLoadError, match="griffinlim:N"):
+        DSATokenizer.from_pretrained(tmp_path / "m", vocoder="griffinlim:many")
     meta["kind"] = "something-else"
     (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="expected 'dsatok-tokenizer'"):

@@ -49,7 +49,10 @@ def test_save_load_and_mel_mismatch(tmp_path):
     assert torch.equal(v.eval()(mel), back(mel))
     with pytest.raises(ModelLoadError, match="n_mels=100 \\(decoder 80\\)"):
         load_vocoder(tmp_path / "v", MelConfig(n_mels=80))
-    assert isinstance(load_vocoder("griffinlim"), GriffinLim)
+    assert isinstance(load_vocoder("griffinlim"), GriffinLim) and load_vocoder("GL").n_iter == 32
+    assert load_vocoder("griffinlim:100").n_iter == 100
+    with pytest.raises(Exception, match="N >= 1"):
+        load_vocoder("griffinlim:0")
 
 
 def test_phase_losses_ignore_whole_turns_and_see_real_errors():

@@ -6,7 +6,7 @@ A model directory holds one sub-directory per part, each ``config.json`` + ``mod
     MODEL/semantic/          SemanticTokenizer (frozen stage-1 encoder + FSQ)
     MODEL/acoustic/          AcousticTokenizer (SEANet on mel + FSQ)
     MODEL/decoder/           FlowDecoder (hierarchical flow-matching DiT)
-    MODEL/vocoder/           VocosVocoder (absent when ``"vocoder": "griffinlim"``)
+    MODEL/vocoder/           VocosVocoder (absent when ``"vocoder"`` is ``"griffinlim[:N]"``)
 
 Long inputs are encoded and decoded in overlapping chunks, so memory stays bounded.
 """
@@ -32,7 +32,7 @@ from .models.acoustic import AcousticTokenizer
 from .models.flow_decoder import FlowDecoder, sample
 from .models.io import ModelLoadError, read_model_meta
 from .models.semantic import SemanticTokenizer
-from .models.vocoder import GriffinLim, VocosVocoder, check_mel_match
+from .models.vocoder import GriffinLim, check_mel_match, griffin_lim_iterations, griffin_lim_spec, load_vocoder
 from .tokens import Tokens, TokenFileError
 
 __all__ = ["DSATokenizer", "DecodeOptions", "default_model_dir", "AudioInput"]
@@ -159,21 +159,23 @@ class DSATokenizer(nn.Module):
             opts = from_dict(DecodeOptions, meta.get("decode", {}))
         except ConfigError as e:
             raise ModelLoadError(f"{p}: {e}") from None
-        spec = vocoder if vocoder is not None else ("griffinlim" if meta.get("vocoder") == "griffinlim" else d / "vocoder")
+        own = str(meta.get("vocoder", ""))
+        spec = vocoder if vocoder is not None else (own if griffin_lim_iterations(own) is not None else d / "vocoder")
         return cls.from_parts(d, spec, opts).to(device)
 
     @classmethod
     def from_parts(cls, stage2_dir: str | Path, vocoder: str | Path | None = "griffinlim",
                    decode_options: DecodeOptions = DecodeOptions()) -> "DSATokenizer":
         """Assemble a model from a stage-2 export (``semantic/``, ``acoustic/``, ``decoder/``) and a
-        vocoder export directory (or ``"griffinlim"``)."""
+        vocoder export directory (or ``"griffinlim"`` / ``"griffinlim:N"`` for N iterations)."""
+        from .config import ConfigError
+
         d = Path(stage2_dir)
         dec = FlowDecoder.from_pretrained(d / "decoder")
-        if vocoder is None or str(vocoder).lower() in ("griffinlim", "griffin-lim", "gl"):
-            voc: nn.Module = GriffinLim(dec.cfg.mel)
-        else:
-            voc = VocosVocoder.from_pretrained(vocoder)
-            check_mel_match(voc.cfg.mel, dec.cfg.mel, str(vocoder))
+        try:
+            voc = load_vocoder(vocoder, dec.cfg.mel)
+        except ConfigError as e:
+            raise ModelLoadError(str(e)) from None
         return cls(SemanticTokenizer.from_pretrained(d / "semantic"), AcousticTokenizer.from_pretrained(d / "acoustic"),
                    dec, voc, decode_options)
 
@@ -189,7 +191,8 @@ class DSATokenizer(nn.Module):
         is_gl = isinstance(self.vocoder, GriffinLim)
         if not is_gl:
             self.vocoder.save_pretrained(out / "vocoder")
-        meta = {"kind": KIND, "dsatok_version": __version__, "vocoder": "griffinlim" if is_gl else "vocos",
+        meta = {"kind": KIND, "dsatok_version": __version__,
+                "vocoder": griffin_lim_spec(self.vocoder) if is_gl else "vocos",
                 "decode": to_dict(self.decode_options), "fingerprint": self.fingerprint,
                 "frame_rates": list(self.frame_rates), "codebook_sizes": list(self.codebook_sizes),
                 "bitrate": self.bitrate}

@@ -20,7 +20,8 @@ TOKEN_EXT = ".dsatok"
 def _common(p: argparse.ArgumentParser, decode: bool = True) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--vocoder", default=None, help="override the model's vocoder: a Vocos directory or 'griffinlim'")
+    p.add_argument("--vocoder", default=None,
+                   help="override the model's vocoder: a Vocos directory, 'griffinlim' or 'griffinlim:N' (N iterations)")
     if decode:
         p.add_argument("--steps", type=int, default=None, help="ODE steps (default: the model's)")
         p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
@@ -58,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="assemble a model directory from a stage-2 export and a vocoder")
     p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final) or a training checkpoint (RUN/checkpoints/step-N)")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
-    p.add_argument("--vocoder", default="griffinlim", help="vocoder export directory, or 'griffinlim'")
+    p.add_argument("--vocoder", default="griffinlim",
+                   help="vocoder export directory, 'griffinlim' or 'griffinlim:N' (N iterations, default 32)")
     p.add_argument("--steps", type=int, default=16, help="default ODE steps stored with the model")
     p.add_argument("--cfg", type=float, default=2.0, help="default CFG scale stored with the model")
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint"])

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--cfg", type=float, default=None)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device", default="cpu")
-        s.add_argument("--vocoder", default=None, help="override the model's vocoder (directory or 'griffinlim')")
+        s.add_argument("--vocoder", default=None,
+                       help="override the model's vocoder (directory, 'griffinlim' or 'griffinlim:N')")
         s.add_argument("--asr", default="faster-whisper", help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir")
         s.add_argument("--speaker", default="resemblyzer", help="resemblyzer | local WavLM-SV directory")
         s.add_argument("--mos", default="dnsmos,distillmos", help="comma list: dnsmos, distillmos, UTMOS path")
@@ -56,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--cfg", type=float, default=None)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--vocoder", default=None, help="one vocoder for every model (directory or 'griffinlim')")
+    s.add_argument("--vocoder", default=None,
+                   help="one vocoder for every model (directory, 'griffinlim' or 'griffinlim:N')")
     _evaluator_args(s)
     s.set_defaults(func=_ablation)
 
@@ -93,8 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = ps.add_parser("vocoder", help="vocoder copy-synthesis of test audio: PESQ/STOI/MCD/SIM/WER and RTF")
     s.add_argument("vocoders", nargs="+", metavar="NAME=SPEC",
-                   help="vocoders to compare: a trained vocoder directory or 'griffinlim', e.g. gl=griffinlim "
-                        "vocos=runs/vocoder/best")
+                   help="vocoders to compare: a trained vocoder directory, 'griffinlim' or 'griffinlim:N' (N "
+                        "iterations, default 32), e.g. gl=griffinlim gl100=griffinlim:100 vocos=runs/vocoder/best")
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
     s.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -164,11 +166,11 @@ def _dasheng(a: argparse.Namespace) -> int:
 def _vocoder(a: argparse.Namespace) -> int:
     import torch
 
-    from ..config import MelConfig
+    from ..config import ConfigError, MelConfig
     from ..eval.tables import load_evaluators, markdown_table
     from ..eval.vocoder import evaluate_vocoders
     from ..models.io import model_fingerprint
-    from ..models.vocoder import VocosVocoder, load_vocoder
+    from ..models.vocoder import VocosVocoder, griffin_lim_iterations, load_vocoder
     from .main import CLIError
 
     t0 = time.perf_counter()
@@ -178,18 +180,22 @@ def _vocoder(a: argparse.Namespace) -> int:
     for m in a.vocoders:
         name, sep, spec = m.partition("=")
         if not sep or not name or not spec:
-            raise CLIError(f"vocoder '{m}': expected NAME=DIR or NAME=griffinlim")
-        if spec.lower() not in ("griffinlim", "griffin-lim", "gl") and not Path(spec).is_dir():
+            raise CLIError(f"vocoder '{m}': expected NAME=DIR or NAME=griffinlim[:N]")
+        try:
+            is_gl = griffin_lim_iterations(spec) is not None
+        except ConfigError as e:
+            raise CLIError(str(e)) from None
+        if not is_gl and not Path(spec).is_dir():
             raise CLIError(f"{spec}: vocoder directory not found")
         specs[name] = spec
-    trained = {n: VocosVocoder.from_pretrained(s) for n, s in specs.items() if Path(s).is_dir()}
+    trained = {n: VocosVocoder.from_pretrained(s) for n, s in specs.items() if griffin_lim_iterations(s) is None}
     # Griffin-Lim rows follow the trained vocoders' mel settings (evaluate_vocoders checks they agree)
     mel = next(iter(trained.values())).mel_config if trained else MelConfig()
     vocoders = {n: (trained[n] if n in trained else load_vocoder(s, mel)).eval() for n, s in specs.items()}
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
     rep = evaluate_vocoders(vocoders, a.corpus, ev, limit=a.limit, progress=not a.quiet)
     rep["settings"] = {"vocoders": specs, "fingerprints": {n: model_fingerprint(s) for n, s in specs.items()
-                                                           if Path(s).is_dir()},
+                                                           if n in trained},
                        "corpus": str(a.corpus), "evaluators": ev.names(), "limit": a.limit,
                        "threads": torch.get_num_threads()}
     _report(rep, a.out, markdown_table(rep["table"], f"Vocoder copy-synthesis ({a.corpus}, test)"), t0)

@@ -21,8 +21,8 @@ from ..config import ConfigError, MelConfig, to_dict
 from ..nn.conv import ConvNeXtBlock
 from .io import ModelLoadError, load_model_config, load_weights, save_model
 
-__all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "integrate_phase", "Vocoder", "load_vocoder", "check_mel_match",
-           "VOCODER_PRESETS"]
+__all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "integrate_phase", "Vocoder", "load_vocoder",
+           "check_mel_match", "VOCODER_PRESETS", "griffin_lim_iterations", "griffin_lim_spec"]
 
 KIND = "dsatok-vocoder"
 
@@ -201,7 +201,10 @@ class GriffinLim(_ChunkedMixin, nn.Module):
     ``forward(mel [B, n_mels, T]) -> wav [B, T * hop]`` for the given :class:`MelConfig`.
     """
 
-    def __init__(self, mel: MelConfig = MelConfig(), n_iter: int = 32, momentum: float = 0.99) -> None:
+    DEFAULT_ITERATIONS = 32
+
+    def __init__(self, mel: MelConfig = MelConfig(), n_iter: int = DEFAULT_ITERATIONS,
+                 momentum: float = 0.99) -> None:
         super().__init__()
         self.cfg_mel, self.n_iter, self.momentum = mel, n_iter, momentum
         fb = mel_filterbank(mel).float()
@@ -243,11 +246,35 @@ class GriffinLim(_ChunkedMixin, nn.Module):
         return wav
 
 
+_GL_NAMES = ("griffinlim", "griffin-lim", "gl")
+
+
+def griffin_lim_iterations(spec: str | Path | None) -> int | None:
+    """Iterations named by a Griffin-Lim spec — ``"griffinlim"`` (32, also None) or
+    ``"griffinlim:N"`` — or None when ``spec`` names something else (a directory)."""
+    if spec is None:
+        return GriffinLim.DEFAULT_ITERATIONS
+    name, sep, n = str(spec).lower().partition(":")
+    if name not in _GL_NAMES:
+        return None
+    if not sep:
+        return GriffinLim.DEFAULT_ITERATIONS
+    if not n.isdigit() or int(n) < 1:
+        raise ConfigError(f"vocoder {spec!r}: expected griffinlim:N with N >= 1 iterations")
+    return int(n)
+
+
+def griffin_lim_spec(vocoder: "GriffinLim") -> str:
+    """The spec that rebuilds ``vocoder``: ``"griffinlim"`` at the default iterations, else ``"griffinlim:N"``."""
+    return "griffinlim" if vocoder.n_iter == GriffinLim.DEFAULT_ITERATIONS else f"griffinlim:{vocoder.n_iter}"
+
+
 def load_vocoder(spec: str | Path | None, mel: MelConfig = MelConfig()) -> nn.Module:
-    """``"griffinlim"`` (or None) → :class:`GriffinLim` for ``mel``; a directory → :class:`VocosVocoder`
-    (its mel settings must equal ``mel``)."""
-    if spec is None or str(spec).lower() in ("griffinlim", "griffin-lim", "gl"):
-        return GriffinLim(mel)
+    """``"griffinlim"`` / ``"griffinlim:N"`` (or None) → :class:`GriffinLim` for ``mel`` (N iterations,
+    default 32); a directory → :class:`VocosVocoder` (its mel settings must equal ``mel``)."""
+    n_iter = griffin_lim_iterations(spec)
+    if n_iter is not None:
+        return GriffinLim(mel, n_iter=n_iter)
     voc = VocosVocoder.from_pretrained(spec)
     check_mel_match(voc.cfg.mel, mel, str(spec))
     return voc

@@ -13,10 +13,8 @@ its last checkpoint produces the same losses, step for step, as an unbroken run.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Iterable

@@ -1,4 +1,6 @@
-"""Vocoder stage: GAN training of :class:`~dsatok.models.vocoder.VocosVocoder` on random crops."""
+"""Vocoder stage: :class:`~dsatok.models.vocoder.VocosVocoder` on random crops — mel L1, optional
+supervised spectral losses (``spectral.*``, see :mod:`.spectral`) and, from ``gan_start`` on,
+multi-period / multi-resolution discriminators with feature matching."""
 
 from __future__ import annotations
 
