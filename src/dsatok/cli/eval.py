@@ -122,16 +122,24 @@ def _evaluator_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--quiet", action="store_true")
 
 
-def _named_dirs(specs: list[str]) -> dict[str, str]:
+def _named_dirs(specs: list[str], what: str = "model", named=lambda spec: False,
+                expected: str = "NAME=DIR") -> dict[str, str]:
+    """``NAME=DIR`` pairs, each directory checked; ``named(spec)`` true lets a non-directory spec
+    through (e.g. ``griffinlim``) and may raise ``ConfigError`` for a malformed one."""
+    from ..config import ConfigError
     from .main import CLIError
 
     out = {}
     for m in specs:
         name, sep, d = m.partition("=")
         if not sep or not name or not d:
-            raise CLIError(f"model '{m}': expected NAME=DIR")
-        if not Path(d).is_dir():
-            raise CLIError(f"{d}: model directory not found")
+            raise CLIError(f"{what} '{m}': expected {expected}")
+        try:
+            ok = named(d) or Path(d).is_dir()
+        except ConfigError as e:
+            raise CLIError(str(e)) from None
+        if not ok:
+            raise CLIError(f"{d}: {what} directory not found")
         out[name] = d
     return out
 
@@ -166,28 +174,17 @@ def _dasheng(a: argparse.Namespace) -> int:
 def _vocoder(a: argparse.Namespace) -> int:
     import torch
 
-    from ..config import ConfigError, MelConfig
+    from ..config import MelConfig
     from ..eval.tables import load_evaluators, markdown_table
     from ..eval.vocoder import evaluate_vocoders
     from ..models.io import model_fingerprint
     from ..models.vocoder import VocosVocoder, griffin_lim_iterations, load_vocoder
-    from .main import CLIError
 
     t0 = time.perf_counter()
     if a.threads:
         torch.set_num_threads(a.threads)
-    specs: dict[str, str] = {}
-    for m in a.vocoders:
-        name, sep, spec = m.partition("=")
-        if not sep or not name or not spec:
-            raise CLIError(f"vocoder '{m}': expected NAME=DIR or NAME=griffinlim[:N]")
-        try:
-            is_gl = griffin_lim_iterations(spec) is not None
-        except ConfigError as e:
-            raise CLIError(str(e)) from None
-        if not is_gl and not Path(spec).is_dir():
-            raise CLIError(f"{spec}: vocoder directory not found")
-        specs[name] = spec
+    specs = _named_dirs(a.vocoders, "vocoder", lambda spec: griffin_lim_iterations(spec) is not None,
+                        "NAME=DIR or NAME=griffinlim[:N]")
     trained = {n: VocosVocoder.from_pretrained(s) for n, s in specs.items() if griffin_lim_iterations(s) is None}
     # Griffin-Lim rows follow the trained vocoders' mel settings (evaluate_vocoders checks they agree)
     mel = next(iter(trained.values())).mel_config if trained else MelConfig()

@@ -76,6 +76,14 @@ def check_mel_match(vocoder_mel: MelConfig, decoder_mel: MelConfig, where: str =
         raise ModelLoadError(f"{where}: mel settings differ from the decoder's: {', '.join(diff)}")
 
 
+def _chunks(t: int, size: int, context: int):
+    """``(s, e, a, b)`` for each chunk ``[s, e)`` of ``t`` frames and its window ``[a, b)`` with up to
+    ``context`` frames either side."""
+    for s in range(0, t, size):
+        e = min(t, s + size)
+        yield s, e, max(0, s - context), min(t, e + context)
+
+
 class _ChunkedMixin:
     """Overlapping-chunk synthesis: each chunk is computed with ``context`` frames either side and
     only its centre is kept, so the result equals one-shot synthesis up to float error."""
@@ -88,12 +96,8 @@ class _ChunkedMixin:
         if t <= chunk_frames + 2 * self.context:
             return self(mel)
         hop = self.samples_per_frame  # type: ignore[attr-defined]
-        outs = []
-        for s in range(0, t, chunk_frames):
-            e = min(t, s + chunk_frames)
-            a, b = max(0, s - self.context), min(t, e + self.context)
-            w = self(mel[..., a:b])
-            outs.append(w[..., (s - a) * hop : (e - a) * hop])
+        outs = [self(mel[..., a:b])[..., (s - a) * hop : (e - a) * hop]
+                for s, e, a, b in _chunks(t, chunk_frames, self.context)]
         return torch.cat(outs, dim=-1)
 
 
@@ -164,20 +168,14 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
             return self(mel)
         up, c = self.cfg.upsample, self.context
         mags, incs = [], []
-        for s in range(0, t, chunk_frames):
-            e = min(t, s + chunk_frames)
-            a, b = max(0, s - c), min(t, e + c)
+        for s, e, a, b in _chunks(t, chunk_frames, c):
             m, d = self.head_output(mel[..., a:b])
             mags.append(m[..., (s - a) * up : (e - a) * up])
             incs.append(d[..., (s - a) * up : (e - a) * up])
         log_mag, phase = torch.cat(mags, -1), integrate_phase(torch.cat(incs, -1))
-        outs, hop, n = [], self.cfg.mel.hop_length, log_mag.shape[-1]
-        step = chunk_frames * up
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            a, b = max(0, s - c), min(n, e + c)
-            w = self.istft(log_mag[..., a:b], phase[..., a:b])
-            outs.append(w[..., (s - a) * hop : (e - a) * hop])
+        hop = self.cfg.mel.hop_length
+        outs = [self.istft(log_mag[..., a:b], phase[..., a:b])[..., (s - a) * hop : (e - a) * hop]
+                for s, e, a, b in _chunks(log_mag.shape[-1], chunk_frames * up, c)]
         return torch.cat(outs, dim=-1)
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
