@@ -1,5 +1,7 @@
 """Vocoders: shapes, chunked == one-shot, Griffin-Lim inverts the mel, mel-setting mismatch refused."""
 
+import dataclasses
+import json
 import math
 
 import pytest
@@ -116,3 +118,54 @@ def test_integrated_phase_chunked_equals_one_shot_and_sums_advances():
         assert torch.allclose(one, v.synthesize(mel, chunk_frames=300), atol=1e-3)
     with pytest.raises(Exception, match="phase"):
         VocoderConfig(phase="learned")
+
+
+def test_griffinlim_phase_starts_as_the_fallback_and_keeps_its_corrections(tmp_path):
+    from dsatok.config import ConfigError
+
+    fe = MelFrontend()
+    mel, _ = fe(_chirp()[None])
+    v = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2, phase="griffinlim", gl_iterations=8)).eval()
+    with torch.no_grad():  # zero-initialised head: exactly the pseudo-inverse Griffin-Lim
+        assert torch.allclose(v(mel), GriffinLim(n_iter=8)(mel), atol=1e-4)
+        torch.nn.init.normal_(v.head.weight, std=0.02)
+        long = torch.randn(1, 100, 1300)
+        lm = v.log_magnitude(long)
+        assert not torch.allclose(lm, v.pinv_log_mag(long), atol=1e-3)
+        wav = v.synthesize(long, chunk_frames=300)
+    assert wav.shape == (1, 1300 * 160) and torch.isfinite(wav).all()
+    v.save_pretrained(tmp_path / "v")
+    back = load_vocoder(tmp_path / "v")
+    assert back.cfg.phase == "griffinlim" and back.cfg.gl_iterations == 8
+    with torch.no_grad():
+        assert torch.equal(back.log_magnitude(long), lm)
+    with pytest.raises(ConfigError, match="griffinlim"):
+        VocoderConfig(phase="griffinlim", upsample=4, in_dim=16)
+
+
+def test_vocoder_stage_trains_magnitudes_and_starts_from_an_export(tiny_corpus, tmp_path):
+    from dsatok.config import ConfigError
+    from dsatok.train.vocoder import VocoderStageConfig, VocoderTask, run
+
+    small = ["model.dim=32", "model.intermediate=64", "model.layers=2", "model.phase=griffinlim",
+             "model.gl_iterations=4", "train.eval_batches=1", "train.log_every=1", "train.optim.lr=3e-3",
+             "train.optim.warmup_steps=0", "train.data.max_frames=2500", "train.data.max_duration=10",
+             "train.data.num_buckets=2", "train.data.num_workers=0"]
+    out = run(str(tiny_corpus), overrides=small + [f"train.run_dir={tmp_path / 'a'}", "train.max_steps=30",
+                                                   "train.eval_every=30"], progress=False)
+    logs = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    steps = [x for x in logs if "mag_l1" in x]
+    assert out["step"] == 30 and "d_loss" not in steps[-1]  # magnitudes only: no discriminator
+    first, last = (sum(x["mag_l1"] for x in part) / len(part) for part in (steps[:5], steps[-5:]))
+    assert last < first
+    trained = VocosVocoder.from_pretrained(tmp_path / "a" / "final")
+    mel = torch.randn(1, 100, 40)
+    with torch.no_grad():
+        assert not torch.allclose(trained.log_magnitude(mel), trained.pinv_log_mag(mel), atol=1e-3)
+    # init_from: the stage's model starts from the export's generator; another architecture is refused
+    task = VocoderTask(VocoderStageConfig(model=trained.cfg, init_from=str(tmp_path / "a" / "final")))
+    gen = task.build_model().gen
+    assert all(torch.equal(p, q) for p, q in zip(trained.state_dict().values(), gen.state_dict().values()))
+    other = dataclasses.replace(trained.cfg, layers=3)
+    with pytest.raises(ConfigError, match="config differs"):
+        VocoderTask(VocoderStageConfig(model=other, init_from=str(tmp_path / "a" / "final"))).build_model()

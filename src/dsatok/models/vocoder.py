@@ -22,7 +22,7 @@ from ..nn.conv import ConvNeXtBlock
 from .io import ModelLoadError, load_model_config, load_weights, save_model
 
 __all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "integrate_phase", "Vocoder", "load_vocoder",
-           "check_mel_match", "VOCODER_PRESETS", "griffin_lim_iterations", "griffin_lim_spec"]
+           "check_mel_match", "VOCODER_PRESETS", "griffin_lim", "griffin_lim_iterations", "griffin_lim_spec"]
 
 KIND = "dsatok-vocoder"
 
@@ -35,7 +35,10 @@ class VocoderConfig:
     the input first (e.g. 4 for 25 Hz latents → 100 Hz frames; the Dasheng decoder path).
     ``phase``: ``"direct"`` — the head outputs each frame's phase (Vocos); ``"integrated"`` — it
     outputs each bin's phase advance since the previous frame (instantaneous frequency, as in
-    GANSynth) and the phase is its running sum, so frame-to-frame coherence is a local prediction.
+    GANSynth) and the phase is its running sum, so frame-to-frame coherence is a local prediction;
+    ``"griffinlim"`` — the head outputs only a log-magnitude correction to the mel pseudo-inverse
+    (zero at initialisation) and ``gl_iterations`` of fast Griffin-Lim find the phase (Tacotron's
+    mel → linear post-net; trained on magnitudes alone, no discriminator).
     """
 
     mel: MelConfig = MelConfig()
@@ -45,11 +48,16 @@ class VocoderConfig:
     in_dim: int = 0
     upsample: int = 1
     n_fft: int = 640  # iSTFT head (4 × hop)
-    phase: Literal["direct", "integrated"] = "direct"
+    phase: Literal["direct", "integrated", "griffinlim"] = "direct"
+    gl_iterations: int = 32  # phase="griffinlim" only
 
     def __post_init__(self) -> None:
-        if self.phase not in ("direct", "integrated"):
-            raise ConfigError(f"vocoder.phase must be 'direct' or 'integrated', got {self.phase!r}")
+        if self.phase not in ("direct", "integrated", "griffinlim"):
+            raise ConfigError(f"vocoder.phase must be 'direct', 'integrated' or 'griffinlim', got {self.phase!r}")
+        if self.phase == "griffinlim" and (self.in_dim or self.upsample != 1 or self.n_fft != self.mel.n_fft):
+            raise ConfigError("vocoder.phase='griffinlim' needs mel input (in_dim 0, upsample 1) and n_fft = mel.n_fft")
+        if self.gl_iterations < 1:
+            raise ConfigError(f"vocoder.gl_iterations must be >= 1, got {self.gl_iterations}")
         if self.upsample < 1:
             raise ConfigError(f"vocoder.upsample must be >= 1, got {self.upsample}")
         if self.n_fft < self.mel.hop_length:
@@ -115,8 +123,13 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         mult = cfg.intermediate / cfg.dim
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.dim, int(round(mult)), 1.0 / cfg.layers) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.dim)
-        self.head = nn.Linear(cfg.dim, cfg.n_fft + 2)
+        bins = cfg.n_fft // 2 + 1
+        self.head = nn.Linear(cfg.dim, bins if cfg.phase == "griffinlim" else 2 * bins)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        if cfg.phase == "griffinlim":  # start as the plain pseudo-inverse (Griffin-Lim fallback)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+            self.register_buffer("pinv", torch.linalg.pinv(mel_filterbank(cfg.mel).float()), persistent=False)
 
     @property
     def mel_config(self) -> MelConfig:
@@ -144,8 +157,22 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         for b in self.blocks:
             x = b(x)
         h = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
+        if self.cfg.phase == "griffinlim":
+            return (self.pinv_log_mag(mel) + h).clamp(max=math.log(1e2)), torch.zeros_like(h)
         log_mag, ph = h.chunk(2, dim=1)
         return log_mag.clamp(max=math.log(1e2)), ph
+
+    def pinv_log_mag(self, mel: torch.Tensor) -> torch.Tensor:
+        """``mel [B, n_mels, T] -> [B, n_fft // 2 + 1, T]``: log of the mel pseudo-inverse magnitude
+        (floored at 1e-5), the baseline the ``griffinlim`` head corrects."""
+        lin = (self.pinv @ mel.float().exp()).clamp_min(0.0)
+        if self.cfg.mel.power != 1.0:
+            lin = lin.pow(1.0 / self.cfg.mel.power)
+        return torch.log(lin.clamp_min(1e-5))
+
+    def log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """``mel [B, C, T] -> [B, n_fft // 2 + 1, T * upsample]``: the head's log magnitude."""
+        return self.head_output(mel)[0]
 
     def istft(self, log_mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """``(log_mag, phase) [B, F, T] -> wav [B, T * hop]`` (the head's inverse STFT)."""
@@ -156,13 +183,34 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
                            length=phase.shape[-1] * hop)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if self.cfg.phase == "griffinlim":
+            return self._griffin_lim(self.log_magnitude(mel))
         return self.istft(*self.spectrum(mel))
+
+    def _griffin_lim(self, log_mag: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return griffin_lim(torch.exp(log_mag), self.cfg.n_fft, self.cfg.mel.hop_length, self.window,
+                               self.cfg.gl_iterations)
 
     def synthesize(self, mel: torch.Tensor, chunk_frames: int = 1000) -> torch.Tensor:
         """``mel [B, C, T] -> wav``, in overlapping chunks. With integrated phase the phase advances of
-        all chunks are summed over the whole input first, so chunks join without phase jumps."""
+        all chunks are summed over the whole input first, so chunks join without phase jumps; with
+        Griffin-Lim phase the magnitudes are computed in chunks (exact), then Griffin-Lim runs in
+        chunks with :data:`GL_CONTEXT` frames of context, as :class:`GriffinLim` does."""
         if self.cfg.phase == "direct":
             return super().synthesize(mel, chunk_frames)
+        t = mel.shape[-1]
+        if self.cfg.phase == "griffinlim":
+            if t <= chunk_frames + 2 * self.context:
+                log_mag = self.log_magnitude(mel)
+            else:
+                log_mag = torch.cat([self.log_magnitude(mel[..., a:b])[..., s - a : e - a]
+                                     for s, e, a, b in _chunks(t, chunk_frames, self.context)], dim=-1)
+            if t <= chunk_frames + 2 * GL_CONTEXT:
+                return self._griffin_lim(log_mag)
+            hop = self.cfg.mel.hop_length
+            return torch.cat([self._griffin_lim(log_mag[..., a:b])[..., (s - a) * hop : (e - a) * hop]
+                              for s, e, a, b in _chunks(t, chunk_frames, GL_CONTEXT)], dim=-1)
         t = mel.shape[-1]
         if t <= chunk_frames + 2 * self.context:
             return self(mel)
@@ -212,7 +260,7 @@ class GriffinLim(_ChunkedMixin, nn.Module):
             lp = (mel.n_fft - mel.win_length) // 2
             win = F.pad(win, (lp, mel.n_fft - mel.win_length - lp))
         self.register_buffer("window", win, persistent=False)
-        self.context = 16
+        self.context = GL_CONTEXT
 
     @property
     def mel_config(self) -> MelConfig:
@@ -227,21 +275,30 @@ class GriffinLim(_ChunkedMixin, nn.Module):
         c = self.cfg_mel
         lin = (self.pinv.to(mel.device) @ mel.float().exp()).clamp_min(0.0)
         mag = lin.pow(1.0 / c.power) if c.power != 1.0 else lin
-        n = mel.shape[-1] * c.hop_length
-        g = torch.Generator(device="cpu").manual_seed(0)
-        ang = torch.exp(2j * math.pi * torch.rand(mag.shape, generator=g)).to(mel.device)
-        prev = torch.zeros_like(ang)
-        kw = dict(n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, window=self.window.to(mel.device),
-                  center=True)
+        return griffin_lim(mag, c.n_fft, c.hop_length, self.window.to(mel.device), self.n_iter, self.momentum)
+
+
+GL_CONTEXT = 16  # frames of context either side of a chunk for chunked Griffin-Lim
+
+
+def griffin_lim(mag: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, n_iter: int,
+                momentum: float = 0.99) -> torch.Tensor:
+    """Fast Griffin-Lim (Perraudin et al. 2013): ``mag [B, n_fft // 2 + 1, T] -> wav [B, T * hop]``,
+    from a seeded random phase (the same input always gives the same output)."""
+    n = mag.shape[-1] * hop
+    g = torch.Generator(device="cpu").manual_seed(0)
+    ang = torch.exp(2j * math.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
+    prev = torch.zeros_like(ang)
+    kw = dict(n_fft=n_fft, hop_length=hop, win_length=n_fft, window=window, center=True)
+    wav = torch.istft(mag * ang, length=n, **kw)
+    for _ in range(n_iter):
+        spec = torch.stft(wav, return_complex=True, **kw)[..., : mag.shape[-1]]
+        new = spec / spec.abs().clamp_min(1e-8)
+        ang = new - momentum / (1 + momentum) * prev
+        ang = ang / ang.abs().clamp_min(1e-8)
+        prev = new
         wav = torch.istft(mag * ang, length=n, **kw)
-        for _ in range(self.n_iter):
-            spec = torch.stft(wav, return_complex=True, **kw)[..., : mag.shape[-1]]
-            new = spec / spec.abs().clamp_min(1e-8)
-            ang = new - self.momentum / (1 + self.momentum) * prev
-            ang = ang / ang.abs().clamp_min(1e-8)
-            prev = new
-            wav = torch.istft(mag * ang, length=n, **kw)
-        return wav
+    return wav
 
 
 _GL_NAMES = ("griffinlim", "griffin-lim", "gl")

@@ -33,6 +33,7 @@ class VocoderStageConfig:
     spectral: SpectralLossConfig = SpectralLossConfig()  # supervised spectral losses (train/spectral.py)
     mpd_channels: int = 16
     mrd_channels: int = 32
+    init_from: str = ""  # vocoder export (config.json + model.safetensors) to start the generator from
 
 
 _TRAIN = {"optim": {"lr": 5e-4, "warmup_steps": 200, "betas": [0.8, 0.99], "weight_decay": 0.0, "grad_clip": 10.0},
@@ -52,7 +53,20 @@ class VocoderTask:
         self.fe = MelFrontend(cfg.model.mel)
 
     def build_model(self) -> nn.Module:
-        return GANModel(VocosVocoder(self.cfg.model), Discriminators(self.cfg.mpd_channels, self.cfg.mrd_channels))
+        gen = VocosVocoder(self.cfg.model)
+        if self.cfg.init_from:
+            self._init_from(gen, Path(self.cfg.init_from))
+        return GANModel(gen, Discriminators(self.cfg.mpd_channels, self.cfg.mrd_channels))
+
+    def _init_from(self, gen: VocosVocoder, d: Path) -> None:
+        """Load an exported vocoder's weights into ``gen`` (strict; its config must equal ``model``),
+        e.g. to run the GAN phase after mel-only pre-training with a fresh schedule."""
+        from ..config import ConfigError
+
+        src = VocosVocoder.from_pretrained(d)  # ModelLoadError names the directory and the problem
+        if src.cfg != self.cfg.model:
+            raise ConfigError(f"init_from {d}: its vocoder config differs from this run's model config")
+        gen.load_state_dict(src.state_dict(), strict=True)
 
     def _crop(self, wav: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         hop = self.cfg.model.mel.hop_length
@@ -70,6 +84,8 @@ class VocoderTask:
     def _loss(self, m: GANModel, batch, step: int):
         real = self._crop(batch.wav, batch.wav_lens)
         mel, _ = self.fe(real)
+        if self.cfg.model.phase == "griffinlim":
+            return self._magnitude_loss(m.gen, mel, real)
         fake, spectral, parts = spectral_losses(m.gen, mel, real, self.cfg.spectral)
         mel_fake, _ = self.fe.compute(fake)
         mel_l1 = F.l1_loss(mel_fake, mel)
@@ -78,8 +94,23 @@ class VocoderTask:
         if step >= self.cfg.gan_start:
             g = gan_losses(m.disc, real, fake)
             loss = loss + g["d_loss"] + self.cfg.adv_weight * g["g_adv"] + self.cfg.fm_weight * g["fm"]
-            logs.update({k: float(v) for k, v in g.items()})
+            logs.update({k: float(v.detach()) for k, v in g.items()})
         return loss, logs
+
+    def _magnitude_loss(self, gen: VocosVocoder, mel: torch.Tensor, real: torch.Tensor):
+        """``phase="griffinlim"``: the head is trained on magnitudes alone — L1 of the log magnitude
+        against the true STFT's and L1 of its mel against the input mel (both × ``mel_weight``);
+        spectral convergence is logged. No waveform is made, so there is no GAN phase."""
+        c = self.cfg.model
+        log_mag = gen.log_magnitude(mel)
+        true = torch.stft(real, c.n_fft, c.mel.hop_length, c.n_fft, window=gen.window, center=True,
+                          return_complex=True).abs()[..., : log_mag.shape[-1]]
+        mag_l1 = F.l1_loss(log_mag, torch.log(true.clamp_min(1e-5)))
+        mel_fake = torch.log((self.fe.fbank.to(mel) @ torch.exp(log_mag).pow(c.mel.power)).clamp_min(c.mel.log_floor))
+        mel_l1 = F.l1_loss(mel_fake, mel)
+        sc = torch.linalg.norm(true - torch.exp(log_mag)) / torch.linalg.norm(true).clamp_min(1e-5)
+        loss = self.cfg.mel_weight * (mag_l1 + mel_l1)
+        return loss, {"mel_l1": float(mel_l1.detach()), "mag_l1": float(mag_l1.detach()), "sc": float(sc.detach())}
 
     def eval_step(self, model, batch) -> dict[str, float]:
         m = model.module if hasattr(model, "module") else model
