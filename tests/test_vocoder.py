@@ -140,7 +140,13 @@ def test_griffinlim_phase_starts_as_the_fallback_and_keeps_its_corrections(tmp_p
     with torch.no_grad():
         assert torch.equal(back.log_magnitude(long), lm)
     with pytest.raises(ConfigError, match="griffinlim"):
-        VocoderConfig(phase="griffinlim", upsample=4, in_dim=16)
+        VocoderConfig(phase="griffinlim", n_fft=1280)
+    # latent input (the Dasheng decoder's path): the head predicts the whole log magnitude
+    up = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2, in_dim=16, upsample=2, phase="griffinlim",
+                                    gl_iterations=4)).eval()
+    lat = torch.randn(1, 16, 700)
+    with torch.no_grad():
+        assert up(lat).shape == up.synthesize(lat, chunk_frames=200).shape == (1, 1400 * 160)
 
 
 def test_vocoder_stage_trains_magnitudes_and_starts_from_an_export(tiny_corpus, tmp_path):

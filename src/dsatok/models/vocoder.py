@@ -36,9 +36,10 @@ class VocoderConfig:
     ``phase``: ``"direct"`` — the head outputs each frame's phase (Vocos); ``"integrated"`` — it
     outputs each bin's phase advance since the previous frame (instantaneous frequency, as in
     GANSynth) and the phase is its running sum, so frame-to-frame coherence is a local prediction;
-    ``"griffinlim"`` — the head outputs only a log-magnitude correction to the mel pseudo-inverse
-    (zero at initialisation) and ``gl_iterations`` of fast Griffin-Lim find the phase (Tacotron's
-    mel → linear post-net; trained on magnitudes alone, no discriminator).
+    ``"griffinlim"`` — the head outputs only the log magnitude and ``gl_iterations`` of fast
+    Griffin-Lim find the phase (Tacotron's mel → linear post-net; trained on magnitudes alone, no
+    discriminator); on mel input (``in_dim`` 0, ``upsample`` 1) the head is a correction to the mel
+    pseudo-inverse, zero at initialisation, so an untrained model is the Griffin-Lim fallback.
     """
 
     mel: MelConfig = MelConfig()
@@ -51,11 +52,17 @@ class VocoderConfig:
     phase: Literal["direct", "integrated", "griffinlim"] = "direct"
     gl_iterations: int = 32  # phase="griffinlim" only
 
+    @property
+    def mel_input(self) -> bool:
+        """True when the input is the mel at the head's frame rate (``in_dim`` 0, ``upsample`` 1)."""
+        return self.in_dim == 0 and self.upsample == 1
+
     def __post_init__(self) -> None:
         if self.phase not in ("direct", "integrated", "griffinlim"):
             raise ConfigError(f"vocoder.phase must be 'direct', 'integrated' or 'griffinlim', got {self.phase!r}")
-        if self.phase == "griffinlim" and (self.in_dim or self.upsample != 1 or self.n_fft != self.mel.n_fft):
-            raise ConfigError("vocoder.phase='griffinlim' needs mel input (in_dim 0, upsample 1) and n_fft = mel.n_fft")
+        if self.phase == "griffinlim" and self.n_fft != self.mel.n_fft:
+            raise ConfigError("vocoder.phase='griffinlim' needs n_fft = mel.n_fft (its magnitudes are trained "
+                              "against the mel's STFT)")
         if self.gl_iterations < 1:
             raise ConfigError(f"vocoder.gl_iterations must be >= 1, got {self.gl_iterations}")
         if self.upsample < 1:
@@ -126,7 +133,7 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         bins = cfg.n_fft // 2 + 1
         self.head = nn.Linear(cfg.dim, bins if cfg.phase == "griffinlim" else 2 * bins)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
-        if cfg.phase == "griffinlim":  # start as the plain pseudo-inverse (Griffin-Lim fallback)
+        if cfg.phase == "griffinlim" and cfg.mel_input:  # start as the plain pseudo-inverse (Griffin-Lim)
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
             self.register_buffer("pinv", torch.linalg.pinv(mel_filterbank(cfg.mel).float()), persistent=False)
@@ -158,7 +165,8 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
             x = b(x)
         h = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
         if self.cfg.phase == "griffinlim":
-            return (self.pinv_log_mag(mel) + h).clamp(max=math.log(1e2)), torch.zeros_like(h)
+            log_mag = self.pinv_log_mag(mel) + h if self.cfg.mel_input else h
+            return log_mag.clamp(max=math.log(1e2)), torch.zeros_like(h)
         log_mag, ph = h.chunk(2, dim=1)
         return log_mag.clamp(max=math.log(1e2)), ph
 
@@ -201,16 +209,18 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
             return super().synthesize(mel, chunk_frames)
         t = mel.shape[-1]
         if self.cfg.phase == "griffinlim":
+            up = self.cfg.upsample
             if t <= chunk_frames + 2 * self.context:
                 log_mag = self.log_magnitude(mel)
             else:
-                log_mag = torch.cat([self.log_magnitude(mel[..., a:b])[..., s - a : e - a]
+                log_mag = torch.cat([self.log_magnitude(mel[..., a:b])[..., (s - a) * up : (e - a) * up]
                                      for s, e, a, b in _chunks(t, chunk_frames, self.context)], dim=-1)
-            if t <= chunk_frames + 2 * GL_CONTEXT:
+            n, size = log_mag.shape[-1], chunk_frames * up
+            if n <= size + 2 * GL_CONTEXT:
                 return self._griffin_lim(log_mag)
             hop = self.cfg.mel.hop_length
             return torch.cat([self._griffin_lim(log_mag[..., a:b])[..., (s - a) * hop : (e - a) * hop]
-                              for s, e, a, b in _chunks(t, chunk_frames, GL_CONTEXT)], dim=-1)
+                              for s, e, a, b in _chunks(n, size, GL_CONTEXT)], dim=-1)
         t = mel.shape[-1]
         if t <= chunk_frames + 2 * self.context:
             return self(mel)

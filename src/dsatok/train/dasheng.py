@@ -4,7 +4,8 @@ Per batch: the frozen semantic encoder and the acoustic projection run on whole 
 (the Whisper-based DSA back end remembers each utterance's features), then a random window of
 ``segment_frames`` latent frames and the matching waveform are cut out for the decoder. Losses:
 mel L1 of the decoded window, HiFi-GAN/Vocos adversarial and feature-matching losses after
-``gan_start`` steps, and ``latent_weight · ||unified − semantic||²`` which keeps the unified
+``gan_start`` steps (a decoder with ``phase="griffinlim"`` is trained on its magnitudes instead:
+:func:`.spectral.magnitude_losses`, no waveform and no discriminator), and ``latent_weight · ||unified − semantic||²`` which keeps the unified
 latent close to the semantic one (the acoustic injection stays a small correction).
 """
 
@@ -23,7 +24,7 @@ from ..config import ConfigError, MelConfig
 from ..models.dasheng import DASHENG_PRESETS, DashengConfig, DashengTokenizer
 from .config import TrainConfig, load_stage_config
 from .gan import Discriminators, GANModel, gan_losses
-from .spectral import SpectralLossConfig, spectral_losses
+from .spectral import SpectralLossConfig, magnitude_losses, spectral_losses
 
 __all__ = ["DashengStageConfig", "DashengTask", "DASHENG_STAGE_PRESETS", "run"]
 
@@ -113,12 +114,16 @@ class DashengTask:
     def _loss(self, m: GANModel, batch, step: int):
         z = m.gen.encode(batch.wav, batch.wav_lens)
         uni, sem, real = self._window(z, batch.wav)
+        mask = lengths_to_mask(z.lengths, z.unified.shape[1])[..., None].float()
+        latent = ((z.unified - z.semantic).pow(2) * mask).sum() / (mask.sum() * z.unified.shape[-1]).clamp(min=1)
+        if m.gen.decoder.cfg.phase == "griffinlim":  # magnitudes only: no waveform, no GAN phase
+            mp = magnitude_losses(m.gen.decoder, uni.transpose(1, 2), real)
+            loss = self.cfg.mel_weight * (mp["mag_l1"] + mp["mel_l1"]) + self.cfg.latent_weight * latent
+            return loss, {"latent": float(latent.detach()), **{k: float(v.detach()) for k, v in mp.items()}}
         fake, spectral, parts = spectral_losses(m.gen.decoder, uni.transpose(1, 2), real, self.cfg.spectral)
         mel_real, _ = self.fe(real)
         mel_fake, _ = self.fe.compute(fake)
         mel_l1 = F.l1_loss(mel_fake, mel_real)
-        mask = lengths_to_mask(z.lengths, z.unified.shape[1])[..., None].float()
-        latent = ((z.unified - z.semantic).pow(2) * mask).sum() / (mask.sum() * z.unified.shape[-1]).clamp(min=1)
         loss = self.cfg.mel_weight * mel_l1 + self.cfg.latent_weight * latent + spectral
         logs = {"mel_l1": float(mel_l1.detach()), "latent": float(latent.detach()),
                 **{k: float(v.detach()) for k, v in parts.items()}}

@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SpectralLossConfig", "anti_wrap", "phase_losses", "mrstft_loss", "spectral_losses"]
+__all__ = ["SpectralLossConfig", "anti_wrap", "phase_losses", "mrstft_loss", "spectral_losses", "magnitude_losses"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,3 +94,22 @@ def spectral_losses(gen, inp: torch.Tensor, real: torch.Tensor, cfg: SpectralLos
         parts["mrstft"] = mrstft_loss(fake, real, cfg.mrstft_ffts)
     loss = sum(w * parts[k] for k, w in weights.items() if w)
     return fake, loss, parts
+
+
+def magnitude_losses(gen, inp: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """For a ``phase="griffinlim"`` head: its log magnitude for ``inp [B, C, T]`` against the STFT of
+    ``real [B, N]`` — ``mag_l1`` (L1 of log magnitudes, floor 1e-5), ``mel_l1`` (L1 of the log mels
+    both make through the head's mel filterbank) and ``sc`` (spectral convergence of the linear
+    magnitudes). No waveform is made."""
+    from ..audio import mel_filterbank
+
+    c = gen.cfg
+    log_mag = gen.log_magnitude(inp)
+    true = _analyse(gen, real, log_mag.shape[-1]).abs()
+    fb = mel_filterbank(c.mel).to(log_mag)
+    def log_mel(mag: torch.Tensor) -> torch.Tensor:
+        return torch.log((fb @ mag.pow(c.mel.power)).clamp_min(c.mel.log_floor))
+    mag = torch.exp(log_mag)
+    return {"mag_l1": F.l1_loss(log_mag, torch.log(true.clamp_min(1e-5))),
+            "mel_l1": F.l1_loss(log_mel(mag), log_mel(true)),
+            "sc": torch.linalg.norm(true - mag) / torch.linalg.norm(true).clamp_min(1e-5)}

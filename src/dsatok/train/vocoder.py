@@ -16,7 +16,7 @@ from ..audio import MelFrontend, lengths_to_mask
 from ..models.vocoder import VOCODER_PRESETS, VocoderConfig, VocosVocoder
 from .config import TrainConfig, load_stage_config
 from .gan import Discriminators, GANModel, gan_losses
-from .spectral import SpectralLossConfig, spectral_losses
+from .spectral import SpectralLossConfig, magnitude_losses, spectral_losses
 
 __all__ = ["VocoderStageConfig", "VocoderTask", "VOCODER_STAGE_PRESETS"]
 
@@ -98,19 +98,11 @@ class VocoderTask:
         return loss, logs
 
     def _magnitude_loss(self, gen: VocosVocoder, mel: torch.Tensor, real: torch.Tensor):
-        """``phase="griffinlim"``: the head is trained on magnitudes alone — L1 of the log magnitude
-        against the true STFT's and L1 of its mel against the input mel (both × ``mel_weight``);
-        spectral convergence is logged. No waveform is made, so there is no GAN phase."""
-        c = self.cfg.model
-        log_mag = gen.log_magnitude(mel)
-        true = torch.stft(real, c.n_fft, c.mel.hop_length, c.n_fft, window=gen.window, center=True,
-                          return_complex=True).abs()[..., : log_mag.shape[-1]]
-        mag_l1 = F.l1_loss(log_mag, torch.log(true.clamp_min(1e-5)))
-        mel_fake = torch.log((self.fe.fbank.to(mel) @ torch.exp(log_mag).pow(c.mel.power)).clamp_min(c.mel.log_floor))
-        mel_l1 = F.l1_loss(mel_fake, mel)
-        sc = torch.linalg.norm(true - torch.exp(log_mag)) / torch.linalg.norm(true).clamp_min(1e-5)
-        loss = self.cfg.mel_weight * (mag_l1 + mel_l1)
-        return loss, {"mel_l1": float(mel_l1.detach()), "mag_l1": float(mag_l1.detach()), "sc": float(sc.detach())}
+        """``phase="griffinlim"``: the head is trained on magnitudes alone (``mel_weight`` × (log
+        magnitude L1 + mel L1), see :func:`.spectral.magnitude_losses`); no waveform, no GAN phase."""
+        parts = magnitude_losses(gen, mel, real)
+        loss = self.cfg.mel_weight * (parts["mag_l1"] + parts["mel_l1"])
+        return loss, {k: float(v.detach()) for k, v in parts.items()}
 
     def eval_step(self, model, batch) -> dict[str, float]:
         m = model.module if hasattr(model, "module") else model
