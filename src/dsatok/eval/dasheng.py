@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .tables import Evaluators, _cos, _mos, _row, _safe
+from .tables import Evaluators, mos_scores, speaker_cosine, summary_row, try_metric
 
 __all__ = ["evaluate_dasheng_reconstruction", "evaluate_enhancement", "ENH_NOISES", "ENH_SNRS"]
 
@@ -31,8 +31,8 @@ def _test_cuts(corpus: str | Path, limit: int) -> list[Any]:
 
 
 def _metrics(ev: Evaluators, clean: np.ndarray, out: np.ndarray, e_clean: np.ndarray, ident: str) -> dict[str, Any]:
-    return {"id": ident, **_mos(ev, out), "sim": _cos(ev.speaker.embed(out), e_clean), "mel_l1": M.mel_l1(clean, out),
-            "pesq": _safe(M.pesq_wb, clean, out), "stoi": _safe(M.stoi, clean, out)}
+    return {"id": ident, **mos_scores(ev, out), "sim": speaker_cosine(ev.speaker.embed(out), e_clean), "mel_l1": M.mel_l1(clean, out),
+            "pesq": try_metric(M.pesq_wb, clean, out), "stoi": try_metric(M.stoi, clean, out)}
 
 
 @torch.no_grad()
@@ -67,9 +67,9 @@ def evaluate_dasheng_reconstruction(models: dict[str, Any], corpus: str | Path, 
         for name, y in outs:
             rows.setdefault(name, []).append(_metrics(ev, x, y, e_clean, c.id))
             hyps.setdefault(name, []).append(ev.asr.transcribe(y))
-        rows.setdefault("clean_input", []).append({"id": c.id, **_mos(ev, x)})
+        rows.setdefault("clean_input", []).append({"id": c.id, **mos_scores(ev, x)})
         hyps.setdefault("clean_input", []).append(ev.asr.transcribe(x))
-    table = [_row(k, v, refs, hyps[k]) for k, v in rows.items()]
+    table = [summary_row(k, v, refs, hyps[k]) for k, v in rows.items()]
     for r in table:
         if r["system"] in secs:
             r["rtf"] = round(secs[r["system"]] / max(audio_s, 1e-9), 4)
@@ -133,7 +133,7 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
         for name, y in outs.items():
             rows[name].append({**_metrics(ev, x, y, e_clean, c.id), "noise": kind, "snr": snr})
             hyps[name].append(ev.asr.transcribe(y))
-    table = [_row(k, v, refs, hyps[k]) for k, v in rows.items()]
+    table = [summary_row(k, v, refs, hyps[k]) for k, v in rows.items()]
     for r in table:
         r.pop("snr", None)
     table[2]["rtf"] = round(t_enh / max(audio_s, 1e-9), 4)

@@ -26,7 +26,8 @@ import torch
 from . import metrics as M
 from .text import wer
 
-__all__ = ["Evaluators", "load_evaluators", "evaluate_reconstruction", "evaluate_recombination", "markdown_table"]
+__all__ = ["Evaluators", "load_evaluators", "evaluate_reconstruction", "evaluate_recombination", "markdown_table",
+           "summary_row", "mos_scores", "speaker_cosine", "try_metric"]
 
 
 @dataclasses.dataclass
@@ -52,14 +53,17 @@ def _mean(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else float("nan")
 
 
-def _row(name: str, items: list[dict[str, Any]], refs: list[str], hyps: list[str]) -> dict[str, Any]:
+def summary_row(name: str, items: list[dict[str, Any]], refs: list[str], hyps: list[str]) -> dict[str, Any]:
+    """One table row: corpus WER of ``hyps`` against ``refs`` and the mean of every numeric field of
+    ``items`` (one dict per utterance; None values are left out of the mean)."""
     keys = sorted({k for it in items for k, v in it.items() if isinstance(v, (int, float))})
     row = {"system": name, "n": len(items), "wer": round(wer(refs, hyps), 4)}
     row.update({k: round(_mean([it.get(k) for it in items]), 4) for k in keys})
     return row
 
 
-def _mos(ev: Evaluators, wav: np.ndarray) -> dict[str, float]:
+def mos_scores(ev: Evaluators, wav: np.ndarray) -> dict[str, float]:
+    """``{"mos_<name>": score}`` for each naturalness evaluator of ``ev``."""
     return {f"mos_{m.name.split('-')[0]}": m(wav) for m in ev.mos}
 
 
@@ -101,26 +105,28 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
             v = model.vocode(fe(torch.from_numpy(x))[0][0]).cpu().numpy()[: x.shape[0]]
             outs += [("vocoder_copy_synthesis", v), ("clean_input", x)]
         for name, w in outs:
-            it: dict[str, Any] = {"id": c.id, **_mos(ev, w)}
+            it: dict[str, Any] = {"id": c.id, **mos_scores(ev, w)}
             if name != "clean_input":
-                it.update({"sim": _cos(ev.speaker.embed(w), ex), "mel_l1": M.mel_l1(x, w), "mcd": M.mcd(x, w),
-                           "pesq": _safe(M.pesq_wb, x, w), "stoi": _safe(M.stoi, x, w)})
+                it.update({"sim": speaker_cosine(ev.speaker.embed(w), ex), "mel_l1": M.mel_l1(x, w), "mcd": M.mcd(x, w),
+                           "pesq": try_metric(M.pesq_wb, x, w), "stoi": try_metric(M.stoi, x, w)})
             rows[name].append(it)
             hyps[name].append(ev.asr.transcribe(w))
-    table = [_row(k, rows[k], refs, hyps[k]) for k in rows]
+    table = [summary_row(k, rows[k], refs, hyps[k]) for k in rows]
     table[0]["rtf"] = round(t_model / max(audio_s, 1e-9), 4)
     return {"table": table, "per_utterance": rows, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()},
             "audio_seconds": round(audio_s, 1)}
 
 
-def _safe(fn: Callable, *a: Any) -> float | None:
+def try_metric(fn: Callable, *a: Any) -> float | None:
+    """``fn(*a)``, or None when the metric refuses the input."""
     try:
         return fn(*a)
     except Exception:  # PESQ refuses some inputs (e.g. no utterance detected)
         return None
 
 
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
+def speaker_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two speaker embeddings."""
     from .speaker import cosine
 
     return cosine(a, b)
@@ -156,10 +162,10 @@ def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, li
         es, ea, et = ev.speaker.embed(s), ev.speaker.embed(a), ev.speaker.embed(tgt)
         for name, w in (("model", y), ("true_target", tgt)):
             e = ev.speaker.embed(w)
-            it = {"id": p["id"], "sim_to_voice": _cos(e, ea), "sim_to_content": _cos(e, es), **_mos(ev, w)}
+            it = {"id": p["id"], "sim_to_voice": speaker_cosine(e, ea), "sim_to_content": speaker_cosine(e, es), **mos_scores(ev, w)}
             it["closer_to_voice"] = float(it["sim_to_voice"] > it["sim_to_content"])
             if name == "model":
-                it.update({"mel_dtw_to_target": M.mel_dtw(tgt, w), "sim_to_target": _cos(e, et)})
+                it.update({"mel_dtw_to_target": M.mel_dtw(tgt, w), "sim_to_target": speaker_cosine(e, et)})
             rows[name].append(it)
             hyps[name].append(ev.asr.transcribe(w))
         if plot_dir is not None and i < plots:
@@ -170,7 +176,7 @@ def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, li
                        "output: S's tokens + A's acoustic tokens": M.log_mel(y),
                        "true target: S's text in A's voice": M.log_mel(tgt)},
                       Path(plot_dir) / f"recomb_{i:02d}.png", title=f'"{p["text"]}"')
-    table = [_row(k, rows[k], refs, hyps[k]) for k in rows]
+    table = [summary_row(k, rows[k], refs, hyps[k]) for k in rows]
     table[0]["rtf"] = round(t_model / max(audio_s, 1e-9), 4)
     return {"table": table, "per_pair": rows, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()},
             "audio_seconds": round(audio_s, 1)}

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from . import metrics as M
-from .tables import Evaluators, _cos, _mos, _row, _safe
+from .tables import Evaluators, mos_scores, speaker_cosine, summary_row, try_metric
 
 __all__ = ["evaluate_vocoders"]
 
@@ -58,11 +58,11 @@ def evaluate_vocoders(vocoders: dict[str, Any], corpus: str | Path, ev: Evaluato
                 with torch.no_grad():
                     w = vocoders[name].synthesize(mel, chunk_frames=chunk_frames)[0].cpu().numpy()[: x.shape[0]]
                 seconds[name] += time.perf_counter() - t0
-                it = {"sim": _cos(ev.speaker.embed(w), ex), "mel_l1": M.mel_l1(x, w), "mcd": M.mcd(x, w),
-                      "pesq": _safe(M.pesq_wb, x, w), "stoi": _safe(M.stoi, x, w)}
-            rows[name].append({"id": c.id, **it, **_mos(ev, w)})
+                it = {"sim": speaker_cosine(ev.speaker.embed(w), ex), "mel_l1": M.mel_l1(x, w), "mcd": M.mcd(x, w),
+                      "pesq": try_metric(M.pesq_wb, x, w), "stoi": try_metric(M.stoi, x, w)}
+            rows[name].append({"id": c.id, **it, **mos_scores(ev, w)})
             hyps[name].append(ev.asr.transcribe(w))
-    table = [_row(n, rows[n], refs, hyps[n]) for n in names]
+    table = [summary_row(n, rows[n], refs, hyps[n]) for n in names]
     for r in table[:-1]:
         r["rtf"] = round(seconds[r["system"]] / max(audio_s, 1e-9), 4)
     clean = table[-1]["wer"]
