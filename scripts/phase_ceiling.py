@@ -18,23 +18,14 @@ import torch
 from dsatok.audio import MelFrontend
 from dsatok.data.manifests import load_cuts
 from dsatok.eval import metrics as M
-from dsatok.models.vocoder import GriffinLim, VocosVocoder
+from dsatok.models.vocoder import GriffinLim, VocosVocoder, griffin_lim
 from dsatok.train.data import load_cut_audio
 
 
-def _fgla(mag: torch.Tensor, ang: torch.Tensor, n_iter: int, kw: dict, hop: int, momentum: float = 0.99):
-    """Fast Griffin-Lim from the unit-modulus phase ``ang`` (same update as the library's)."""
-    n = mag.shape[-1] * hop
-    prev = torch.zeros_like(ang)
-    wav = torch.istft(mag * ang, length=n, **kw)
-    for _ in range(n_iter):
-        spec = torch.stft(wav, return_complex=True, **kw)[..., : mag.shape[-1]]
-        new = spec / spec.abs().clamp_min(1e-8)
-        ang = new - momentum / (1 + momentum) * prev
-        ang = ang / ang.abs().clamp_min(1e-8)
-        prev = new
-        wav = torch.istft(mag * ang, length=n, **kw)
-    return wav
+def _fgla(mag: torch.Tensor, ang: torch.Tensor, n_iter: int, gl: GriffinLim) -> torch.Tensor:
+    """The library's fast Griffin-Lim started from the unit-modulus phase ``ang``."""
+    c = gl.cfg_mel
+    return griffin_lim(mag, c.n_fft, c.hop_length, gl.window, n_iter, gl.momentum, start=ang)
 
 
 def main(argv: list[str]) -> None:
@@ -53,13 +44,13 @@ def main(argv: list[str]) -> None:
             true = torch.exp(1j * torch.angle(torch.stft(xt, return_complex=True, **kw)[..., : mel.shape[-1]]))
             rand = gl(mel)
             outs = {"griffin-lim 32 it., random start (the fallback)": rand,
-                    "griffin-lim 32 it., zero phase start": _fgla(mag, torch.ones_like(true), 32, kw, c.hop_length),
-                    "griffin-lim 32 it., true phase start": _fgla(mag, true, 32, kw, c.hop_length),
-                    "true phase, no iteration (the magnitude's ceiling)": _fgla(mag, true, 0, kw, c.hop_length)}
+                    "griffin-lim 32 it., zero phase start": _fgla(mag, torch.ones_like(true), 32, gl),
+                    "griffin-lim 32 it., true phase start": _fgla(mag, true, 32, gl),
+                    "true phase, no iteration (the magnitude's ceiling)": _fgla(mag, true, 0, gl)}
             if vocos is not None:
                 _, ph = vocos.spectrum(mel)
                 outs["vocos alone"] = vocos(mel)
-                outs["griffin-lim 32 it. from the vocos phase"] = _fgla(mag, torch.exp(1j * ph), 32, kw, c.hop_length)
+                outs["griffin-lim 32 it. from the vocos phase"] = _fgla(mag, torch.exp(1j * ph), 32, gl)
         for k, w in outs.items():
             scores.setdefault(k, []).append(M.pesq_wb(x, w[0].numpy()[: x.shape[0]]))
     for k, v in scores.items():

@@ -175,3 +175,18 @@ def test_vocoder_stage_trains_magnitudes_and_starts_from_an_export(tiny_corpus, 
     other = dataclasses.replace(trained.cfg, layers=3)
     with pytest.raises(ConfigError, match="config differs"):
         VocoderTask(VocoderStageConfig(model=other, init_from=str(tmp_path / "a" / "final"))).build_model()
+
+
+def test_griffin_lim_from_the_true_phase_beats_a_random_start():
+    from dsatok.models.vocoder import griffin_lim
+
+    x = _chirp(8000)[None]
+    win = torch.hann_window(640)
+    spec = torch.stft(x, 640, 160, 640, window=win, center=True, return_complex=True)[..., :50]
+    mag, true = spec.abs(), torch.exp(1j * torch.angle(spec))
+    exact = griffin_lim(mag, 640, 160, win, 0, start=true)  # no iteration: the inverse STFT itself
+    assert (exact - x).abs().max() < 1e-3
+    def err(w):
+        again = torch.stft(w, 640, 160, 640, window=win, center=True, return_complex=True)[..., :50]
+        return float((again.abs() - mag).abs().mean())
+    assert err(griffin_lim(mag, 640, 160, win, 4, start=true)) < err(griffin_lim(mag, 640, 160, win, 4))

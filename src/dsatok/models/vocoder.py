@@ -292,12 +292,16 @@ GL_CONTEXT = 16  # frames of context either side of a chunk for chunked Griffin-
 
 
 def griffin_lim(mag: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, n_iter: int,
-                momentum: float = 0.99) -> torch.Tensor:
+                momentum: float = 0.99, start: torch.Tensor | None = None) -> torch.Tensor:
     """Fast Griffin-Lim (Perraudin et al. 2013): ``mag [B, n_fft // 2 + 1, T] -> wav [B, T * hop]``,
-    from a seeded random phase (the same input always gives the same output)."""
+    from the unit-modulus complex phase ``start`` (same shape) or else a seeded random phase (the
+    same input always gives the same output)."""
     n = mag.shape[-1] * hop
-    g = torch.Generator(device="cpu").manual_seed(0)
-    ang = torch.exp(2j * math.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
+    if start is None:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        ang = torch.exp(2j * math.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
+    else:
+        ang = start.to(mag.device)
     prev = torch.zeros_like(ang)
     kw = dict(n_fft=n_fft, hop_length=hop, win_length=n_fft, window=window, center=True)
     wav = torch.istft(mag * ang, length=n, **kw)
