@@ -221,7 +221,6 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
             hop = self.cfg.mel.hop_length
             return torch.cat([self._griffin_lim(log_mag[..., a:b])[..., (s - a) * hop : (e - a) * hop]
                               for s, e, a, b in _chunks(n, size, GL_CONTEXT)], dim=-1)
-        t = mel.shape[-1]
         if t <= chunk_frames + 2 * self.context:
             return self(mel)
         up, c = self.cfg.upsample, self.context
