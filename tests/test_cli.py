@@ -75,3 +75,23 @@ def test_train_help_lists_each_stages_real_presets():
     assert set(PRESETS) == set(STAGES) == set(tables)
     for stage, table in tables.items():
         assert set(PRESETS[stage]) == set(table), stage
+
+
+def test_export_finds_the_stage_of_a_run_config(tmp_path):
+    import dataclasses
+    import json
+
+    import pytest
+
+    from dsatok.cli.codec import _run_stage
+    from dsatok.config import ConfigError
+    from dsatok.train.acoustic import AcousticStageConfig
+    from dsatok.train.dasheng import DashengStageConfig
+    from dsatok.train.vocoder import VocoderStageConfig
+
+    for name, cfg in (("stage2", AcousticStageConfig()), ("vocoder", VocoderStageConfig()), ("dasheng", DashengStageConfig())):
+        (tmp_path / "c.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+        assert _run_stage(tmp_path / "c.json")[0] == name
+    (tmp_path / "c.json").write_text(json.dumps({"model": {}, "lm_layers": 2}))
+    with pytest.raises(ConfigError, match="not the config of"):
+        _run_stage(tmp_path / "c.json")

@@ -158,7 +158,7 @@ def test_vocoder_stage_trains_magnitudes_and_starts_from_an_export(tiny_corpus, 
              "train.optim.warmup_steps=0", "train.data.max_frames=2500", "train.data.max_duration=10",
              "train.data.num_buckets=2", "train.data.num_workers=0"]
     out = run(str(tiny_corpus), overrides=small + [f"train.run_dir={tmp_path / 'a'}", "train.max_steps=30",
-                                                   "train.eval_every=30"], progress=False)
+                                                   "train.eval_every=30", "train.ckpt_every=30"], progress=False)
     logs = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
     steps = [x for x in logs if "mag_l1" in x]
     assert out["step"] == 30 and "d_loss" not in steps[-1]  # magnitudes only: no discriminator
@@ -168,6 +168,13 @@ def test_vocoder_stage_trains_magnitudes_and_starts_from_an_export(tiny_corpus, 
     mel = torch.randn(1, 100, 40)
     with torch.no_grad():
         assert not torch.allclose(trained.log_magnitude(mel), trained.pinv_log_mag(mel), atol=1e-3)
+    # `dsatok export RUN/checkpoints/step-N` writes a vocoder run's checkpoint as a vocoder directory
+    from dsatok.cli.main import main
+
+    assert main(["export", str(tmp_path / "a" / "checkpoints" / "step-00000030"), "-o", str(tmp_path / "ck")]) == 0
+    ck = VocosVocoder.from_pretrained(tmp_path / "ck")
+    assert ck.cfg == trained.cfg
+    assert all(torch.equal(p, q) for p, q in zip(trained.state_dict().values(), ck.state_dict().values()))
     # init_from: the stage's model starts from the export's generator; another architecture is refused
     task = VocoderTask(VocoderStageConfig(model=trained.cfg, init_from=str(tmp_path / "a" / "final")))
     gen = task.build_model().gen

@@ -56,8 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_recombine)
 
-    p = sub.add_parser("export", help="assemble a model directory from a stage-2 export and a vocoder")
-    p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final) or a training checkpoint (RUN/checkpoints/step-N)")
+    p = sub.add_parser("export", help="assemble a model directory from a stage-2 export and a vocoder, or export "
+                                      "one training checkpoint of a vocoder / dasheng run")
+    p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final) or a training checkpoint (RUN/checkpoints/step-N) "
+                                  "of a stage-2, vocoder or dasheng run (the latter two are written as they are)")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
     p.add_argument("--vocoder", default="griffinlim",
                    help="vocoder export directory, 'griffinlim' or 'griffinlim:N' (N iterations, default 32)")
@@ -214,6 +216,24 @@ def plot_recombination(model, content: str, voice: str, out_wav, png: str, targe
     plot_mels({k: fe(torch.as_tensor(v))[0][0].numpy() for k, v in panels.items()}, png)
 
 
+def _run_stage(run_cfg: Path):
+    """``(name, config, task)`` of the training run whose ``config.json`` is ``run_cfg``: the stage is
+    the one whose (strict) config class accepts the file."""
+    from ..config import ConfigError
+    from ..train.acoustic import AcousticStageConfig, AcousticTask
+    from ..train.config import load_config
+    from ..train.dasheng import DashengStageConfig, DashengTask
+    from ..train.vocoder import VocoderStageConfig, VocoderTask
+
+    for name, cls, task in (("stage2", AcousticStageConfig, AcousticTask), ("vocoder", VocoderStageConfig, VocoderTask),
+                            ("dasheng", DashengStageConfig, DashengTask)):
+        try:
+            return name, load_config(cls, run_cfg), task
+        except ConfigError:
+            continue
+    raise ConfigError(f"{run_cfg}: not the config of a stage-2, vocoder or dasheng run")
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from ..tokenizer import DecodeOptions, DSATokenizer
 
@@ -222,16 +242,21 @@ def cmd_export(a: argparse.Namespace) -> int:
         import dataclasses
         import tempfile
 
-        from ..train.acoustic import AcousticStageConfig, AcousticTask
-        from ..train.config import load_config
         from ..train.engine import export_checkpoint
 
         run_cfg = stage2.parent.parent / "config.json"
         if not run_cfg.is_file():
             raise FileNotFoundError(f"{stage2}: no run config at {run_cfg}")
-        cfg = dataclasses.replace(load_config(AcousticStageConfig, run_cfg), speaker_loss=False)
+        name, cfg, task = _run_stage(run_cfg)
+        if getattr(cfg, "init_from", ""):  # the checkpoint holds every weight: its starting point is not needed
+            cfg = dataclasses.replace(cfg, init_from="")
+        if name != "stage2":  # a vocoder or Dasheng checkpoint is its own model directory
+            export_checkpoint(task(cfg), stage2, a.out)
+            print(json.dumps({"model": a.out, "stage": name, "checkpoint": str(stage2)}, indent=1))
+            return 0
+        cfg = dataclasses.replace(cfg, speaker_loss=False)
         with tempfile.TemporaryDirectory(prefix="dsatok-export-") as tmp:
-            export_checkpoint(AcousticTask(cfg), stage2, tmp)
+            export_checkpoint(task(cfg), stage2, tmp)
             m = DSATokenizer.from_parts(tmp, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
     else:
         m = DSATokenizer.from_parts(stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
