@@ -91,12 +91,19 @@ def check_mel_match(vocoder_mel: MelConfig, decoder_mel: MelConfig, where: str =
         raise ModelLoadError(f"{where}: mel settings differ from the decoder's: {', '.join(diff)}")
 
 
-def _chunks(t: int, size: int, context: int):
-    """``(s, e, a, b)`` for each chunk ``[s, e)`` of ``t`` frames and its window ``[a, b)`` with up to
-    ``context`` frames either side."""
+def _chunked(fn, x: torch.Tensor, size: int, context: int, scale: int) -> torch.Tensor:
+    """``fn`` over ``x [..., T]`` in chunks of ``size`` frames, each computed with up to ``context``
+    frames either side of which only the chunk's own ``scale`` outputs per frame are kept (``scale``:
+    output frames or samples per input frame); one call when ``x`` fits in one window."""
+    t = x.shape[-1]
+    if t <= size + 2 * context:
+        return fn(x)
+    outs = []
     for s in range(0, t, size):
         e = min(t, s + size)
-        yield s, e, max(0, s - context), min(t, e + context)
+        a, b = max(0, s - context), min(t, e + context)
+        outs.append(fn(x[..., a:b])[..., (s - a) * scale : (e - a) * scale])
+    return torch.cat(outs, dim=-1)
 
 
 class _ChunkedMixin:
@@ -107,13 +114,7 @@ class _ChunkedMixin:
 
     def synthesize(self, mel: torch.Tensor, chunk_frames: int = 1000) -> torch.Tensor:
         """``mel [B, C, T] -> wav [B, T * hop * upsample]`` with bounded memory."""
-        t = mel.shape[-1]
-        if t <= chunk_frames + 2 * self.context:
-            return self(mel)
-        hop = self.samples_per_frame  # type: ignore[attr-defined]
-        outs = [self(mel[..., a:b])[..., (s - a) * hop : (e - a) * hop]
-                for s, e, a, b in _chunks(t, chunk_frames, self.context)]
-        return torch.cat(outs, dim=-1)
+        return _chunked(self, mel, chunk_frames, self.context, self.samples_per_frame)  # type: ignore[arg-type,attr-defined]
 
 
 class VocosVocoder(_ChunkedMixin, nn.Module):
@@ -133,10 +134,12 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         bins = cfg.n_fft // 2 + 1
         self.head = nn.Linear(cfg.dim, bins if cfg.phase == "griffinlim" else 2 * bins)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        if cfg.phase == "griffinlim":  # its magnitudes are trained through the mel filterbank
+            self.register_buffer("fbank", mel_filterbank(cfg.mel).float(), persistent=False)
         if cfg.phase == "griffinlim" and cfg.mel_input:  # start as the plain pseudo-inverse (Griffin-Lim)
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
-            self.register_buffer("pinv", torch.linalg.pinv(mel_filterbank(cfg.mel).float()), persistent=False)
+            self.register_buffer("pinv", torch.linalg.pinv(self.fbank), persistent=False)
 
     @property
     def mel_config(self) -> MelConfig:
@@ -173,10 +176,7 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     def pinv_log_mag(self, mel: torch.Tensor) -> torch.Tensor:
         """``mel [B, n_mels, T] -> [B, n_fft // 2 + 1, T]``: log of the mel pseudo-inverse magnitude
         (floored at 1e-5), the baseline the ``griffinlim`` head corrects."""
-        lin = (self.pinv @ mel.float().exp()).clamp_min(0.0)
-        if self.cfg.mel.power != 1.0:
-            lin = lin.pow(1.0 / self.cfg.mel.power)
-        return torch.log(lin.clamp_min(1e-5))
+        return torch.log(pinv_magnitude(self.pinv, mel, self.cfg.mel.power).clamp_min(1e-5))
 
     def log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """``mel [B, C, T] -> [B, n_fft // 2 + 1, T * upsample]``: the head's log magnitude."""
@@ -207,33 +207,14 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         chunks with :data:`GL_CONTEXT` frames of context, as :class:`GriffinLim` does."""
         if self.cfg.phase == "direct":
             return super().synthesize(mel, chunk_frames)
-        t = mel.shape[-1]
+        up, hop, size = self.cfg.upsample, self.cfg.mel.hop_length, chunk_frames * self.cfg.upsample
         if self.cfg.phase == "griffinlim":
-            up = self.cfg.upsample
-            if t <= chunk_frames + 2 * self.context:
-                log_mag = self.log_magnitude(mel)
-            else:
-                log_mag = torch.cat([self.log_magnitude(mel[..., a:b])[..., (s - a) * up : (e - a) * up]
-                                     for s, e, a, b in _chunks(t, chunk_frames, self.context)], dim=-1)
-            n, size = log_mag.shape[-1], chunk_frames * up
-            if n <= size + 2 * GL_CONTEXT:
-                return self._griffin_lim(log_mag)
-            hop = self.cfg.mel.hop_length
-            return torch.cat([self._griffin_lim(log_mag[..., a:b])[..., (s - a) * hop : (e - a) * hop]
-                              for s, e, a, b in _chunks(n, size, GL_CONTEXT)], dim=-1)
-        if t <= chunk_frames + 2 * self.context:
-            return self(mel)
-        up, c = self.cfg.upsample, self.context
-        mags, incs = [], []
-        for s, e, a, b in _chunks(t, chunk_frames, c):
-            m, d = self.head_output(mel[..., a:b])
-            mags.append(m[..., (s - a) * up : (e - a) * up])
-            incs.append(d[..., (s - a) * up : (e - a) * up])
-        log_mag, phase = torch.cat(mags, -1), integrate_phase(torch.cat(incs, -1))
-        hop = self.cfg.mel.hop_length
-        outs = [self.istft(log_mag[..., a:b], phase[..., a:b])[..., (s - a) * hop : (e - a) * hop]
-                for s, e, a, b in _chunks(log_mag.shape[-1], chunk_frames * up, c)]
-        return torch.cat(outs, dim=-1)
+            log_mag = _chunked(self.log_magnitude, mel, chunk_frames, self.context, up)
+            return _chunked(self._griffin_lim, log_mag, size, GL_CONTEXT, hop)
+        head = _chunked(lambda x: torch.cat(self.head_output(x), dim=1), mel, chunk_frames, self.context, up)
+        log_mag, advance = head.chunk(2, dim=1)
+        spec = torch.cat([log_mag, integrate_phase(advance)], dim=1)
+        return _chunked(lambda z: self.istft(*z.chunk(2, dim=1)), spec, size, self.context, hop)
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         return save_model(self, self.cfg, KIND, out_dir)
@@ -282,12 +263,18 @@ class GriffinLim(_ChunkedMixin, nn.Module):
     @torch.no_grad()
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         c = self.cfg_mel
-        lin = (self.pinv.to(mel.device) @ mel.float().exp()).clamp_min(0.0)
-        mag = lin.pow(1.0 / c.power) if c.power != 1.0 else lin
+        mag = pinv_magnitude(self.pinv.to(mel.device), mel, c.power)
         return griffin_lim(mag, c.n_fft, c.hop_length, self.window.to(mel.device), self.n_iter, self.momentum)
 
 
 GL_CONTEXT = 16  # frames of context either side of a chunk for chunked Griffin-Lim
+
+
+def pinv_magnitude(pinv: torch.Tensor, mel: torch.Tensor, power: float) -> torch.Tensor:
+    """Linear magnitude ``[B, n_fft // 2 + 1, T]`` from a log-mel ``[B, n_mels, T]`` through the
+    filterbank's pseudo-inverse ``pinv`` (negative values clipped; ``power`` undone)."""
+    lin = (pinv @ mel.float().exp()).clamp_min(0.0)
+    return lin.pow(1.0 / power) if power != 1.0 else lin
 
 
 def griffin_lim(mag: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, n_iter: int,

@@ -5,8 +5,9 @@ Per batch: the frozen semantic encoder and the acoustic projection run on whole 
 ``segment_frames`` latent frames and the matching waveform are cut out for the decoder. Losses:
 mel L1 of the decoded window, HiFi-GAN/Vocos adversarial and feature-matching losses after
 ``gan_start`` steps (a decoder with ``phase="griffinlim"`` is trained on its magnitudes instead:
-:func:`.spectral.magnitude_losses`, no waveform and no discriminator), and ``latent_weight · ||unified − semantic||²`` which keeps the unified
-latent close to the semantic one (the acoustic injection stays a small correction).
+:func:`.spectral.magnitude_losses`, no waveform and no discriminator), and
+``latent_weight · ||unified − semantic||²`` which keeps the unified latent close to the semantic
+one (the acoustic injection stays a small correction).
 """
 
 from __future__ import annotations
@@ -117,8 +118,8 @@ class DashengTask:
         mask = lengths_to_mask(z.lengths, z.unified.shape[1])[..., None].float()
         latent = ((z.unified - z.semantic).pow(2) * mask).sum() / (mask.sum() * z.unified.shape[-1]).clamp(min=1)
         if m.gen.decoder.cfg.phase == "griffinlim":  # magnitudes only: no waveform, no GAN phase
-            mp = magnitude_losses(m.gen.decoder, uni.transpose(1, 2), real)
-            loss = self.cfg.mel_weight * (mp["mag_l1"] + mp["mel_l1"]) + self.cfg.latent_weight * latent
+            mag, mp = magnitude_losses(m.gen.decoder, uni.transpose(1, 2), real)
+            loss = self.cfg.mel_weight * mag + self.cfg.latent_weight * latent
             return loss, {"latent": float(latent.detach()), **{k: float(v.detach()) for k, v in mp.items()}}
         fake, spectral, parts = spectral_losses(m.gen.decoder, uni.transpose(1, 2), real, self.cfg.spectral)
         mel_real, _ = self.fe(real)

@@ -96,20 +96,20 @@ def spectral_losses(gen, inp: torch.Tensor, real: torch.Tensor, cfg: SpectralLos
     return fake, loss, parts
 
 
-def magnitude_losses(gen, inp: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+def magnitude_losses(gen, inp: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """For a ``phase="griffinlim"`` head: its log magnitude for ``inp [B, C, T]`` against the STFT of
-    ``real [B, N]`` — ``mag_l1`` (L1 of log magnitudes, floor 1e-5), ``mel_l1`` (L1 of the log mels
-    both make through the head's mel filterbank) and ``sc`` (spectral convergence of the linear
-    magnitudes). No waveform is made."""
-    from ..audio import mel_filterbank
-
+    ``real [B, N]``. Returns ``(mag_l1 + mel_l1, parts)``: ``mag_l1`` (L1 of log magnitudes, floor
+    1e-5), ``mel_l1`` (L1 of the log mels both make through the head's mel filterbank) and ``sc``
+    (spectral convergence of the linear magnitudes, for the logs). No waveform is made."""
     c = gen.cfg
     log_mag = gen.log_magnitude(inp)
     true = _analyse(gen, real, log_mag.shape[-1]).abs()
-    fb = mel_filterbank(c.mel).to(log_mag)
+
     def log_mel(mag: torch.Tensor) -> torch.Tensor:
-        return torch.log((fb @ mag.pow(c.mel.power)).clamp_min(c.mel.log_floor))
+        return torch.log((gen.fbank @ mag.pow(c.mel.power)).clamp_min(c.mel.log_floor))
+
     mag = torch.exp(log_mag)
-    return {"mag_l1": F.l1_loss(log_mag, torch.log(true.clamp_min(1e-5))),
-            "mel_l1": F.l1_loss(log_mel(mag), log_mel(true)),
-            "sc": torch.linalg.norm(true - mag) / torch.linalg.norm(true).clamp_min(1e-5)}
+    parts = {"mag_l1": F.l1_loss(log_mag, torch.log(true.clamp_min(1e-5))),
+             "mel_l1": F.l1_loss(log_mel(mag), log_mel(true)),
+             "sc": torch.linalg.norm(true - mag) / torch.linalg.norm(true).clamp_min(1e-5)}
+    return parts["mag_l1"] + parts["mel_l1"], parts

@@ -100,9 +100,8 @@ class VocoderTask:
     def _magnitude_loss(self, gen: VocosVocoder, mel: torch.Tensor, real: torch.Tensor):
         """``phase="griffinlim"``: the head is trained on magnitudes alone (``mel_weight`` × (log
         magnitude L1 + mel L1), see :func:`.spectral.magnitude_losses`); no waveform, no GAN phase."""
-        parts = magnitude_losses(gen, mel, real)
-        loss = self.cfg.mel_weight * (parts["mag_l1"] + parts["mel_l1"])
-        return loss, {k: float(v.detach()) for k, v in parts.items()}
+        loss, parts = magnitude_losses(gen, mel, real)
+        return self.cfg.mel_weight * loss, {k: float(v.detach()) for k, v in parts.items()}
 
     def eval_step(self, model, batch) -> dict[str, float]:
         m = model.module if hasattr(model, "module") else model
