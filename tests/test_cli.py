@@ -95,3 +95,15 @@ def test_export_finds_the_stage_of_a_run_config(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"model": {}, "lm_layers": 2}))
     with pytest.raises(ConfigError, match="not the config of"):
         _run_stage(tmp_path / "c.json")
+    # a stage's own config with a bad value is reported as such, not as a foreign config
+    bad = dataclasses.asdict(AcousticStageConfig())
+    bad["recomb_prob"] = 2.0
+    (tmp_path / "c.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="recomb_prob") as e:
+        _run_stage(tmp_path / "c.json")
+    assert "not the config of" not in str(e.value)
+    # a run written before a field existed still loads (missing keys take their defaults)
+    old = dataclasses.asdict(VocoderStageConfig())
+    del old["init_from"]
+    (tmp_path / "c.json").write_text(json.dumps(old))
+    assert _run_stage(tmp_path / "c.json")[0] == "vocoder"

@@ -217,21 +217,32 @@ def plot_recombination(model, content: str, voice: str, out_wav, png: str, targe
 
 
 def _run_stage(run_cfg: Path):
-    """``(name, config, task)`` of the training run whose ``config.json`` is ``run_cfg``: the stage is
-    the one whose (strict) config class accepts the file."""
+    """``(name, config, task)`` of the training run whose ``config.json`` is ``run_cfg``. The stage is
+    the one whose config class alone has some of the file's top-level keys (``acoustic`` for stage 2,
+    ``segment_seconds`` for the vocoder, ``segment_frames`` for Dasheng, ...); the file is then loaded
+    strictly, so a bad value or an unknown key in it is reported with its own message."""
+    import dataclasses
+
     from ..config import ConfigError
     from ..train.acoustic import AcousticStageConfig, AcousticTask
     from ..train.config import load_config
     from ..train.dasheng import DashengStageConfig, DashengTask
     from ..train.vocoder import VocoderStageConfig, VocoderTask
 
-    for name, cls, task in (("stage2", AcousticStageConfig, AcousticTask), ("vocoder", VocoderStageConfig, VocoderTask),
-                            ("dasheng", DashengStageConfig, DashengTask)):
-        try:
-            return name, load_config(cls, run_cfg), task
-        except ConfigError:
-            continue
-    raise ConfigError(f"{run_cfg}: not the config of a stage-2, vocoder or dasheng run")
+    stages = (("stage2", AcousticStageConfig, AcousticTask), ("vocoder", VocoderStageConfig, VocoderTask),
+              ("dasheng", DashengStageConfig, DashengTask))
+    try:
+        data = json.loads(run_cfg.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{run_cfg}: cannot read the run config ({str(e).splitlines()[0]})") from None
+    keys = set(data) if isinstance(data, dict) else set()
+    fields = {name: {f.name for f in dataclasses.fields(cls)} for name, cls, _ in stages}
+    hits = [(name, cls, task) for name, cls, task in stages
+            if keys & (fields[name] - set().union(*(v for k, v in fields.items() if k != name)))]
+    if len(hits) != 1:
+        raise ConfigError(f"{run_cfg}: not the config of a stage-2, vocoder or dasheng run")
+    name, cls, task = hits[0]
+    return name, load_config(cls, run_cfg), task
 
 
 def cmd_export(a: argparse.Namespace) -> int:

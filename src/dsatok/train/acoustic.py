@@ -50,6 +50,17 @@ class AcousticStageConfig:
     init_from: str = ""  # stage-2 export (acoustic/, decoder/, speaker_pool.safetensors) to start from
     # (weights only: fresh optimizer and schedule; a run's own checkpoints still take precedence)
 
+    def __post_init__(self) -> None:
+        for k in ("recomb_prob", "p_uncond", "p_drop_sem", "p_drop_ac"):
+            if not 0.0 <= getattr(self, k) <= 1.0:
+                raise ConfigError(f"{k} must be a probability in [0, 1], got {getattr(self, k)}")
+        lo, hi = self.tau_range
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ConfigError(f"tau_range must satisfy 0 <= low <= high <= 1, got {list(self.tau_range)}")
+        for k in ("spk_weight", "bound_weight"):
+            if getattr(self, k) < 0:
+                raise ConfigError(f"{k} must be >= 0, got {getattr(self, k)}")
+
 
 ACOUSTIC_PRESETS: dict[str, dict] = {
     "tiny": {"train": {"max_steps": 20_000, "optim": {"lr": 5e-4, "warmup_steps": 300}, "ckpt_every": 250,
