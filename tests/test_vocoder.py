@@ -197,3 +197,56 @@ def test_griffin_lim_from_the_true_phase_beats_a_random_start():
         again = torch.stft(w, 640, 160, 640, window=win, center=True, return_complex=True)[..., :50]
         return float((again.abs() - mag).abs().mean())
     assert err(griffin_lim(mag, 640, 160, win, 4, start=true)) < err(griffin_lim(mag, 640, 160, win, 4))
+
+
+def test_refine_head_starts_as_griffin_lim_and_learns_a_correction(tiny_corpus, tmp_path):
+    from dsatok.config import ConfigError
+    from dsatok.models.vocoder import griffin_lim, pinv_magnitude
+    from dsatok.train.vocoder import run
+
+    fe = MelFrontend()
+    mel, _ = fe(_chirp(32000)[None])
+    v = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2, phase="refine", gl_iterations=8)).eval()
+    with torch.no_grad():  # zero-initialised head: the Griffin-Lim spectrum, computed independently here
+        mag = pinv_magnitude(v.pinv, mel, 1.0).clamp_min(1e-5)
+        gl = griffin_lim(mag, 640, 160, v.window, 8, start=torch.ones_like(mag).to(torch.cfloat))
+        spec = torch.stft(gl, 640, 160, 640, window=v.window, center=True, return_complex=True)[..., : mag.shape[-1]]
+        ref = torch.istft(mag * spec / spec.abs().clamp_min(1e-8), 640, 160, 640, window=v.window, length=gl.shape[-1])
+        assert (v(mel) - ref).abs().max() < 1e-4
+        torch.nn.init.normal_(v.head.weight, std=0.02)  # a non-zero correction: chunks still join
+        one = v(mel)
+        assert not torch.allclose(one, ref, atol=1e-3)
+        assert (v.synthesize(mel, chunk_frames=60) - one).norm() < 1e-3 * one.norm()
+    with pytest.raises(ConfigError, match="mel as input"):
+        VocoderConfig(phase="refine", in_dim=16, upsample=2)
+    # it learns: on one clip, a few steps of the supervised losses beat the Griffin-Lim it starts as
+    from dsatok.train.spectral import mrstft_loss
+
+    torch.manual_seed(0)
+    learner = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2, phase="refine", gl_iterations=8))
+    opt = torch.optim.Adam(learner.parameters(), 2e-3)
+    target = _chirp(32000)[None]
+    losses = []
+    for _ in range(40):
+        loss = mrstft_loss(learner(mel), target, (320, 640, 1280))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.9 * losses[0]
+    # the vocoder stage trains it with supervised losses only and the export reloads with its settings
+    small = ["model.dim=32", "model.intermediate=64", "model.layers=2", "model.phase=refine",
+             "model.gl_iterations=4", "mel_weight=1", "spectral.mrstft_weight=1", "gan_start=1000000",
+             "train.eval_batches=1", "train.log_every=1", "train.optim.lr=3e-3", "train.optim.warmup_steps=0",
+             "train.data.max_frames=2500", "train.data.max_duration=10", "train.data.num_buckets=2",
+             "train.data.num_workers=0", f"train.run_dir={tmp_path / 'r'}", "train.max_steps=10",
+             "train.eval_every=10", "train.ckpt_every=10"]
+    run(str(tiny_corpus), overrides=small, progress=False)
+    logs = [json.loads(x) for x in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    steps = [x for x in logs if "mrstft" in x]
+    assert len(steps) == 10 and "d_loss" not in steps[-1]
+    assert all(math.isfinite(x["mrstft"]) and math.isfinite(x["mel_l1"]) for x in steps)
+    back = load_vocoder(tmp_path / "r" / "final")
+    assert back.cfg.phase == "refine" and back.cfg.gl_iterations == 4
+    with torch.no_grad():
+        assert not torch.allclose(back.head_output(mel)[1], v.griffin_lim_features(mel)[1], atol=1e-3)

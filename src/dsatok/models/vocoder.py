@@ -39,7 +39,13 @@ class VocoderConfig:
     ``"griffinlim"`` — the head outputs only the log magnitude and ``gl_iterations`` of fast
     Griffin-Lim find the phase (Tacotron's mel → linear post-net; trained on magnitudes alone, no
     discriminator); on mel input (``in_dim`` 0, ``upsample`` 1) the head is a correction to the mel
-    pseudo-inverse, zero at initialisation, so an untrained model is the Griffin-Lim fallback.
+    pseudo-inverse, zero at initialisation, so an untrained model is the Griffin-Lim fallback;
+    ``"refine"`` — Griffin-Lim first (``gl_iterations`` from a zero phase on the mel pseudo-inverse),
+    then the backbone reads that spectrum (log magnitude, phase and phase advance as cos / sin) and the
+    head outputs a log-magnitude and a phase correction per bin, zero at initialisation (a one-stage
+    Deep Griffin-Lim, Masuyama et al. 2019): the phase is learnt as a refinement of a consistent
+    one, so supervised losses (mel L1, ``spectral.mrstft``) can train it without a discriminator;
+    mel input only.
     """
 
     mel: MelConfig = MelConfig()
@@ -49,8 +55,8 @@ class VocoderConfig:
     in_dim: int = 0
     upsample: int = 1
     n_fft: int = 640  # iSTFT head (4 × hop)
-    phase: Literal["direct", "integrated", "griffinlim"] = "direct"
-    gl_iterations: int = 32  # phase="griffinlim" only
+    phase: Literal["direct", "integrated", "griffinlim", "refine"] = "direct"
+    gl_iterations: int = 32  # phase="griffinlim" or "refine" only
 
     @property
     def mel_input(self) -> bool:
@@ -58,11 +64,13 @@ class VocoderConfig:
         return self.in_dim == 0 and self.upsample == 1
 
     def __post_init__(self) -> None:
-        if self.phase not in ("direct", "integrated", "griffinlim"):
-            raise ConfigError(f"vocoder.phase must be 'direct', 'integrated' or 'griffinlim', got {self.phase!r}")
-        if self.phase == "griffinlim" and self.n_fft != self.mel.n_fft:
-            raise ConfigError("vocoder.phase='griffinlim' needs n_fft = mel.n_fft (its magnitudes are trained "
-                              "against the mel's STFT)")
+        if self.phase not in ("direct", "integrated", "griffinlim", "refine"):
+            raise ConfigError(f"vocoder.phase must be 'direct', 'integrated', 'griffinlim' or 'refine', got {self.phase!r}")
+        if self.phase in ("griffinlim", "refine") and self.n_fft != self.mel.n_fft:
+            raise ConfigError(f"vocoder.phase={self.phase!r} needs n_fft = mel.n_fft (its magnitudes are the "
+                              "mel's STFT bins)")
+        if self.phase == "refine" and not self.mel_input:
+            raise ConfigError("vocoder.phase='refine' needs the mel as input (in_dim 0, upsample 1)")
         if self.gl_iterations < 1:
             raise ConfigError(f"vocoder.gl_iterations must be >= 1, got {self.gl_iterations}")
         if self.upsample < 1:
@@ -123,23 +131,24 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     def __init__(self, cfg: VocoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        c_in = cfg.in_dim or cfg.mel.n_mels
+        bins = cfg.n_fft // 2 + 1
+        c_in = 5 * bins if cfg.phase == "refine" else cfg.in_dim or cfg.mel.n_mels
         self.up = (nn.ConvTranspose1d(c_in, c_in, 2 * cfg.upsample, stride=cfg.upsample, padding=cfg.upsample // 2)
                    if cfg.upsample > 1 else None)
-        self.embed = nn.Conv1d(c_in, cfg.dim, 7, padding=3)
+        k = 3 if cfg.phase == "refine" else 7  # the refiner's input is 5 × bins wide
+        self.embed = nn.Conv1d(c_in, cfg.dim, k, padding=k // 2)
         self.norm = nn.LayerNorm(cfg.dim)
         mult = cfg.intermediate / cfg.dim
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.dim, int(round(mult)), 1.0 / cfg.layers) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.dim)
-        bins = cfg.n_fft // 2 + 1
         self.head = nn.Linear(cfg.dim, bins if cfg.phase == "griffinlim" else 2 * bins)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
         if cfg.phase == "griffinlim":  # its magnitudes are trained through the mel filterbank
             self.register_buffer("fbank", mel_filterbank(cfg.mel).float(), persistent=False)
-        if cfg.phase == "griffinlim" and cfg.mel_input:  # start as the plain pseudo-inverse (Griffin-Lim)
+        if cfg.phase in ("griffinlim", "refine") and cfg.mel_input:  # start as Griffin-Lim: zero corrections
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
-            self.register_buffer("pinv", torch.linalg.pinv(self.fbank), persistent=False)
+            self.register_buffer("pinv", torch.linalg.pinv(mel_filterbank(cfg.mel).float()), persistent=False)
 
     @property
     def mel_config(self) -> MelConfig:
@@ -160,6 +169,8 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         """``mel [B, C, T] -> (log_mag, phase or phase advance)`` ``[B, F, T * upsample]``; each frame
         depends on ``mel`` within the receptive field only (what chunked synthesis relies on)."""
         x = mel
+        if self.cfg.phase == "refine":
+            base_mag, base_ph, x = self.griffin_lim_features(mel)
         if self.up is not None:
             t = x.shape[-1] * self.cfg.upsample
             x = self.up(x)[..., :t]
@@ -171,7 +182,26 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
             log_mag = self.pinv_log_mag(mel) + h if self.cfg.mel_input else h
             return log_mag.clamp(max=math.log(1e2)), torch.zeros_like(h)
         log_mag, ph = h.chunk(2, dim=1)
+        if self.cfg.phase == "refine":
+            log_mag, ph = base_mag + log_mag, base_ph + ph
         return log_mag.clamp(max=math.log(1e2)), ph
+
+    @torch.no_grad()
+    def griffin_lim_features(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``phase="refine"``: ``mel [B, n_mels, T] -> (log_mag, phase [B, F, T], features [B, 5F, T])``
+        of the Griffin-Lim spectrum the head corrects: the pseudo-inverse magnitude (floored at 1e-5)
+        and the phase of the STFT of ``gl_iterations`` of fast Griffin-Lim from a zero phase; the
+        features are the log magnitude, the phase's cos / sin and the cos / sin of its advance since
+        the previous frame."""
+        mag = pinv_magnitude(self.pinv, mel, self.cfg.mel.power).clamp_min(1e-5)
+        n_fft, hop = self.cfg.n_fft, self.cfg.mel.hop_length
+        wav = griffin_lim(mag, n_fft, hop, self.window, self.cfg.gl_iterations, start=torch.ones_like(mag).to(torch.cfloat))
+        spec = torch.stft(wav, n_fft, hop, n_fft, window=self.window, center=True, return_complex=True)[..., : mag.shape[-1]]
+        ang = spec / spec.abs().clamp_min(1e-8)
+        adv = ang * torch.conj(F.pad(ang[..., :-1], (1, 0), value=1.0))
+        log_mag = mag.log()
+        feats = torch.cat([log_mag, ang.real, ang.imag, adv.real, adv.imag], dim=1)
+        return log_mag, torch.angle(spec), feats
 
     def pinv_log_mag(self, mel: torch.Tensor) -> torch.Tensor:
         """``mel [B, n_mels, T] -> [B, n_fft // 2 + 1, T]``: log of the mel pseudo-inverse magnitude
@@ -205,7 +235,7 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         all chunks are summed over the whole input first, so chunks join without phase jumps; with
         Griffin-Lim phase the magnitudes are computed in chunks (exact), then Griffin-Lim runs in
         chunks with :data:`GL_CONTEXT` frames of context, as :class:`GriffinLim` does."""
-        if self.cfg.phase == "direct":
+        if self.cfg.phase in ("direct", "refine"):  # refine: Griffin-Lim runs inside each chunk's window
             return super().synthesize(mel, chunk_frames)
         up, hop, size = self.cfg.upsample, self.cfg.mel.hop_length, chunk_frames * self.cfg.upsample
         if self.cfg.phase == "griffinlim":
