@@ -250,3 +250,27 @@ def test_refine_head_starts_as_griffin_lim_and_learns_a_correction(tiny_corpus, 
     assert back.cfg.phase == "refine" and back.cfg.gl_iterations == 4
     with torch.no_grad():
         assert not torch.allclose(back.head_output(mel)[1], v.griffin_lim_features(mel)[1], atol=1e-3)
+
+
+def test_export_sets_the_griffin_lim_iterations_of_a_vocoder(tmp_path):
+    from dsatok.cli.main import main
+    from dsatok.config import ConfigError
+    from dsatok.models.vocoder import with_gl_iterations
+
+    refine = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2, phase="refine", gl_iterations=4))
+    assert with_gl_iterations(refine, 50).cfg.gl_iterations == 50
+    assert with_gl_iterations(GriffinLim(), 7).n_iter == 7
+    with pytest.raises(ConfigError, match="phase 'direct'"):
+        with_gl_iterations(VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2)), 50)
+    # a stage-2 export assembled with a refine vocoder at another count keeps the weights
+    from dsatok.tokenizer import DSATokenizer, default_model_dir
+
+    refine.save_pretrained(tmp_path / "v")
+    out = tmp_path / "m"
+    assert main(["export", str(default_model_dir()), "--vocoder", str(tmp_path / "v"), "--gl-iterations", "9",
+                 "-o", str(out)]) == 0
+    m = DSATokenizer.from_pretrained(out)
+    assert m.vocoder.cfg.gl_iterations == 9 and m.vocoder.cfg.phase == "refine"
+    assert all(torch.equal(p, q) for p, q in zip(refine.state_dict().values(), m.vocoder.state_dict().values()))
+    assert main(["export", str(default_model_dir()), "--gl-iterations", "0", "-o", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=16, help="default ODE steps stored with the model")
     p.add_argument("--cfg", type=float, default=2.0, help="default CFG scale stored with the model")
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint"])
+    p.add_argument("--gl-iterations", type=int, default=None,
+                   help="Griffin-Lim iterations of the written vocoder when it uses them (phase 'griffinlim' "
+                        "or 'refine'; default: as trained)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("enhance", help="denoise speech files with a latent enhancer (dsatok train enhance)")
@@ -246,6 +249,8 @@ def _run_stage(run_cfg: Path):
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..models.vocoder import gl_iterations_config, with_gl_iterations
     from ..tokenizer import DecodeOptions, DSATokenizer
 
     stage2 = Path(a.stage2)
@@ -261,6 +266,13 @@ def cmd_export(a: argparse.Namespace) -> int:
         name, cfg, task = _run_stage(run_cfg)
         if getattr(cfg, "init_from", ""):  # the checkpoint holds every weight: its starting point is not needed
             cfg = dataclasses.replace(cfg, init_from="")
+        if a.gl_iterations is not None and name != "stage2":
+            if name != "vocoder":
+                raise ConfigError(f"{stage2}: --gl-iterations applies to a vocoder, not a {name} run")
+            try:
+                cfg = dataclasses.replace(cfg, model=gl_iterations_config(cfg.model, a.gl_iterations))
+            except ConfigError as e:
+                raise ConfigError(f"{stage2}: {e}") from None
         if name != "stage2":  # a vocoder or Dasheng checkpoint is its own model directory
             export_checkpoint(task(cfg), stage2, a.out)
             print(json.dumps({"model": a.out, "stage": name, "checkpoint": str(stage2)}, indent=1))
@@ -271,6 +283,11 @@ def cmd_export(a: argparse.Namespace) -> int:
             m = DSATokenizer.from_parts(tmp, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
     else:
         m = DSATokenizer.from_parts(stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver))
+    if a.gl_iterations is not None:
+        try:
+            m.vocoder = with_gl_iterations(m.vocoder, a.gl_iterations)
+        except ConfigError as e:
+            raise ConfigError(f"vocoder {a.vocoder}: {e}") from None
     m.save_pretrained(a.out)
     print(json.dumps({"model": a.out, **m.info()}, indent=1))
     return 0

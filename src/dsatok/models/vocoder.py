@@ -22,7 +22,8 @@ from ..nn.conv import ConvNeXtBlock
 from .io import ModelLoadError, load_model_config, load_weights, save_model
 
 __all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "integrate_phase", "Vocoder", "load_vocoder",
-           "check_mel_match", "VOCODER_PRESETS", "griffin_lim", "griffin_lim_iterations", "griffin_lim_spec"]
+           "check_mel_match", "VOCODER_PRESETS", "griffin_lim", "griffin_lim_iterations", "griffin_lim_spec",
+           "with_gl_iterations", "gl_iterations_config"]
 
 KIND = "dsatok-vocoder"
 
@@ -272,6 +273,8 @@ class GriffinLim(_ChunkedMixin, nn.Module):
     def __init__(self, mel: MelConfig = MelConfig(), n_iter: int = DEFAULT_ITERATIONS,
                  momentum: float = 0.99) -> None:
         super().__init__()
+        if n_iter < 1:
+            raise ConfigError(f"Griffin-Lim needs >= 1 iterations, got {n_iter}")
         self.cfg_mel, self.n_iter, self.momentum = mel, n_iter, momentum
         fb = mel_filterbank(mel).float()
         self.register_buffer("pinv", torch.linalg.pinv(fb), persistent=False)
@@ -363,3 +366,24 @@ def load_vocoder(spec: str | Path | None, mel: MelConfig = MelConfig()) -> nn.Mo
     voc = VocosVocoder.from_pretrained(spec)
     check_mel_match(voc.cfg.mel, mel, str(spec))
     return voc
+
+
+def with_gl_iterations(vocoder: nn.Module, n_iter: int) -> nn.Module:
+    """``vocoder`` with ``n_iter`` Griffin-Lim iterations: a new :class:`GriffinLim`, or a
+    :class:`VocosVocoder` whose head uses Griffin-Lim (its weights do not depend on the count; see
+    :func:`gl_iterations_config`)."""
+    if isinstance(vocoder, GriffinLim):
+        return GriffinLim(vocoder.cfg_mel, n_iter=n_iter, momentum=vocoder.momentum)
+    cfg = getattr(vocoder, "cfg", None)
+    if not isinstance(cfg, VocoderConfig):
+        raise ConfigError(f"a {type(vocoder).__name__} runs no Griffin-Lim iterations")
+    vocoder.cfg = gl_iterations_config(cfg, n_iter)
+    return vocoder
+
+
+def gl_iterations_config(cfg: VocoderConfig, n_iter: int) -> VocoderConfig:
+    """``cfg`` with ``gl_iterations = n_iter``; a ConfigError unless its ``phase`` uses Griffin-Lim
+    (``"griffinlim"`` or ``"refine"``) or ``n_iter`` < 1."""
+    if cfg.phase not in ("griffinlim", "refine"):
+        raise ConfigError(f"a vocoder with phase {cfg.phase!r} runs no Griffin-Lim iterations")
+    return dataclasses.replace(cfg, gl_iterations=n_iter)
