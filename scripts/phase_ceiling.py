@@ -18,7 +18,7 @@ import torch
 from dsatok.audio import MelFrontend
 from dsatok.data.manifests import load_cuts
 from dsatok.eval import metrics as M
-from dsatok.models.vocoder import GriffinLim, VocosVocoder, griffin_lim
+from dsatok.models.vocoder import GriffinLim, VocosVocoder, griffin_lim, pinv_magnitude
 from dsatok.train.data import load_cut_audio
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
         xt = torch.from_numpy(x)[None]
         mel = fe(xt)[0]
         with torch.no_grad():
-            mag = (gl.pinv @ mel.exp()).clamp_min(0)
+            mag = pinv_magnitude(gl.pinv, mel, c.power)
             true = torch.exp(1j * torch.angle(torch.stft(xt, return_complex=True, **kw)[..., : mel.shape[-1]]))
             rand = gl(mel)
             outs = {"griffin-lim 32 it., random start (the fallback)": rand,

@@ -144,12 +144,13 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         self.final_norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, bins if cfg.phase == "griffinlim" else 2 * bins)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        fbank = mel_filterbank(cfg.mel).float() if cfg.phase in ("griffinlim", "refine") else None
         if cfg.phase == "griffinlim":  # its magnitudes are trained through the mel filterbank
-            self.register_buffer("fbank", mel_filterbank(cfg.mel).float(), persistent=False)
-        if cfg.phase in ("griffinlim", "refine") and cfg.mel_input:  # start as Griffin-Lim: zero corrections
+            self.register_buffer("fbank", fbank, persistent=False)
+        if fbank is not None and cfg.mel_input:  # start as Griffin-Lim: zero corrections
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
-            self.register_buffer("pinv", torch.linalg.pinv(mel_filterbank(cfg.mel).float()), persistent=False)
+            self.register_buffer("pinv", torch.linalg.pinv(fbank), persistent=False)
 
     @property
     def mel_config(self) -> MelConfig:
@@ -195,9 +196,8 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         features are the log magnitude, the phase's cos / sin and the cos / sin of its advance since
         the previous frame."""
         mag = pinv_magnitude(self.pinv, mel, self.cfg.mel.power).clamp_min(1e-5)
-        n_fft, hop = self.cfg.n_fft, self.cfg.mel.hop_length
-        wav = griffin_lim(mag, n_fft, hop, self.window, self.cfg.gl_iterations, start=torch.ones_like(mag).to(torch.cfloat))
-        spec = torch.stft(wav, n_fft, hop, n_fft, window=self.window, center=True, return_complex=True)[..., : mag.shape[-1]]
+        wav = griffin_lim(mag, self.cfg.n_fft, self.cfg.mel.hop_length, self.window, self.cfg.gl_iterations, start=torch.ones_like(mag).to(torch.cfloat))
+        spec = self.analyse(wav, mag.shape[-1])
         ang = spec / spec.abs().clamp_min(1e-8)
         adv = ang * torch.conj(F.pad(ang[..., :-1], (1, 0), value=1.0))
         log_mag = mag.log()
@@ -212,6 +212,12 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     def log_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """``mel [B, C, T] -> [B, n_fft // 2 + 1, T * upsample]``: the head's log magnitude."""
         return self.head_output(mel)[0]
+
+    def analyse(self, wav: torch.Tensor, frames: int) -> torch.Tensor:
+        """``wav [B, N] -> [B, n_fft // 2 + 1, frames]``: the head's STFT (complex), the inverse of :meth:`istft`."""
+        n_fft = self.cfg.n_fft
+        return torch.stft(wav, n_fft, self.cfg.mel.hop_length, n_fft, window=self.window, center=True,
+                          return_complex=True)[..., :frames]
 
     def istft(self, log_mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """``(log_mag, phase) [B, F, T] -> wav [B, T * hop]`` (the head's inverse STFT)."""

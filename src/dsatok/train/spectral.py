@@ -64,32 +64,28 @@ def mrstft_loss(fake: torch.Tensor, real: torch.Tensor, ffts: tuple[int, ...]) -
     return total / max(1, len(ffts))
 
 
-def _analyse(gen, wav: torch.Tensor, frames: int) -> torch.Tensor:
-    """The head's STFT of ``wav [B, N]``: complex ``[B, n_fft // 2 + 1, frames]``."""
-    c = gen.cfg
-    return torch.stft(wav, c.n_fft, c.mel.hop_length, c.n_fft, window=gen.window, center=True,
-                      return_complex=True)[..., :frames]
-
-
 def spectral_losses(gen, inp: torch.Tensor, real: torch.Tensor, cfg: SpectralLossConfig
                     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Decode ``inp [B, C, T]`` with ``gen`` (a VocosVocoder) and score it against ``real [B, N]``.
 
     Returns ``(fake [B, N], weighted loss, parts)``; ``parts`` is empty (and the loss 0) when every
-    weight is 0, so the caller pays nothing for switched-off losses.
+    weight is 0, and holds only ``mrstft`` when that is the only one on (the head-STFT losses and
+    their two extra STFTs are skipped), so the caller pays nothing for switched-off losses.
     """
     log_mag, ph = gen.spectrum(inp)
     fake = gen.istft(log_mag, ph)
     weights = cfg.weights()
     if not any(weights.values()):
         return fake, fake.new_zeros(()), {}
-    true = _analyse(gen, real, ph.shape[-1])
-    parts: dict[str, torch.Tensor] = {"amp": F.mse_loss(log_mag, torch.log(true.abs().clamp_min(1e-5)))}
-    parts.update(phase_losses(ph, torch.angle(true)))
-    again = torch.view_as_real(_analyse(gen, fake, ph.shape[-1]))
-    parts["ri"] = F.l1_loss(again, torch.view_as_real(true))
-    mag = torch.exp(log_mag)
-    parts["consistency"] = F.mse_loss(again, torch.stack((mag * torch.cos(ph), mag * torch.sin(ph)), -1))
+    parts: dict[str, torch.Tensor] = {}
+    if any(w for k, w in weights.items() if k != "mrstft"):  # the losses on the head's own STFT
+        true = gen.analyse(real, ph.shape[-1])
+        parts["amp"] = F.mse_loss(log_mag, torch.log(true.abs().clamp_min(1e-5)))
+        parts.update(phase_losses(ph, torch.angle(true)))
+        again = torch.view_as_real(gen.analyse(fake, ph.shape[-1]))
+        parts["ri"] = F.l1_loss(again, torch.view_as_real(true))
+        mag = torch.exp(log_mag)
+        parts["consistency"] = F.mse_loss(again, torch.stack((mag * torch.cos(ph), mag * torch.sin(ph)), -1))
     if cfg.mrstft_weight:
         parts["mrstft"] = mrstft_loss(fake, real, cfg.mrstft_ffts)
     loss = sum(w * parts[k] for k, w in weights.items() if w)
@@ -103,7 +99,7 @@ def magnitude_losses(gen, inp: torch.Tensor, real: torch.Tensor) -> tuple[torch.
     (spectral convergence of the linear magnitudes, for the logs). No waveform is made."""
     c = gen.cfg
     log_mag = gen.log_magnitude(inp)
-    true = _analyse(gen, real, log_mag.shape[-1]).abs()
+    true = gen.analyse(real, log_mag.shape[-1]).abs()
 
     def log_mel(mag: torch.Tensor) -> torch.Tensor:
         return torch.log((gen.fbank @ mag.pow(c.mel.power)).clamp_min(c.mel.log_floor))
