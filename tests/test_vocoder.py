@@ -258,7 +258,9 @@ def test_export_sets_the_griffin_lim_iterations_of_a_vocoder(tmp_path):
     from dsatok.models.vocoder import with_gl_iterations
 
     refine = VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2, phase="refine", gl_iterations=4))
-    assert with_gl_iterations(refine, 50).cfg.gl_iterations == 50
+    more = with_gl_iterations(refine, 50)
+    assert more.cfg.gl_iterations == 50 and refine.cfg.gl_iterations == 4  # a copy: the original keeps its count
+    assert more.head.weight is refine.head.weight  # ... and shares its weights
     assert with_gl_iterations(GriffinLim(), 7).n_iter == 7
     with pytest.raises(ConfigError, match="phase 'direct'"):
         with_gl_iterations(VocosVocoder(VocoderConfig(dim=32, intermediate=64, layers=2)), 50)
@@ -274,3 +276,21 @@ def test_export_sets_the_griffin_lim_iterations_of_a_vocoder(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(refine.state_dict().values(), m.vocoder.state_dict().values()))
     assert main(["export", str(default_model_dir()), "--gl-iterations", "0", "-o", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_griffin_lim_heads_use_the_mels_window_when_it_is_shorter_than_n_fft():
+    """A mel with ``win_length < n_fft``: the untrained Griffin-Lim-based heads equal the fallback,
+    which inverts the mel's own (zero-padded) window; Vocos's direct head keeps a full-width Hann."""
+    mel_cfg = MelConfig(win_length=400)
+    mel, _ = MelFrontend(mel_cfg)(_chirp()[None])
+    gl = GriffinLim(mel_cfg, n_iter=8)
+    head = VocosVocoder(VocoderConfig(mel=mel_cfg, dim=32, intermediate=64, layers=2, phase="griffinlim",
+                                      gl_iterations=8)).eval()
+    refine = VocosVocoder(VocoderConfig(mel=mel_cfg, dim=32, intermediate=64, layers=2, phase="refine",
+                                        gl_iterations=8)).eval()
+    assert torch.equal(head.window, gl.window) and torch.equal(refine.window, gl.window)
+    assert int((gl.window == 0).sum()) >= 240  # the 400-sample Hann is padded to 640
+    with torch.no_grad():
+        assert torch.allclose(head(mel), gl(mel), atol=1e-4)
+    direct = VocosVocoder(VocoderConfig(mel=mel_cfg, dim=32, intermediate=64, layers=2))
+    assert torch.equal(direct.window, torch.hann_window(640))

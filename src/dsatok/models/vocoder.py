@@ -7,6 +7,7 @@ chunks with bounded memory.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -23,7 +24,7 @@ from .io import ModelLoadError, load_model_config, load_weights, save_model
 
 __all__ = ["VocoderConfig", "VocosVocoder", "GriffinLim", "integrate_phase", "Vocoder", "load_vocoder",
            "check_mel_match", "VOCODER_PRESETS", "griffin_lim", "griffin_lim_iterations", "griffin_lim_spec",
-           "with_gl_iterations", "gl_iterations_config"]
+           "with_gl_iterations", "gl_iterations_config", "stft_window"]
 
 KIND = "dsatok-vocoder"
 
@@ -126,31 +127,139 @@ class _ChunkedMixin:
         return _chunked(self, mel, chunk_frames, self.context, self.samples_per_frame)  # type: ignore[arg-type,attr-defined]
 
 
+class _PhaseMode:
+    """What one ``VocoderConfig.phase`` changes in :class:`VocosVocoder` (no weights of its own):
+    the input the backbone reads, the head's width, how its output becomes a spectrum, and how that
+    spectrum becomes a waveform, one-shot and in chunks. This base class is ``"direct"`` (Vocos)."""
+
+    embed_kernel = 7
+    uses_griffin_lim = False  # the mel pseudo-inverse and fast Griffin-Lim are part of the model
+
+    def in_channels(self, cfg: VocoderConfig) -> int:
+        return cfg.in_dim or cfg.mel.n_mels
+
+    def head_channels(self, cfg: VocoderConfig) -> int:
+        return 2 * (cfg.n_fft // 2 + 1)
+
+    def backbone_input(self, v: "VocosVocoder", mel: torch.Tensor) -> tuple[torch.Tensor, object]:
+        """``mel -> (backbone input, what :meth:`head_spectrum` needs besides the head's output)``."""
+        return mel, None
+
+    def head_spectrum(self, v: "VocosVocoder", h: torch.Tensor, mel: torch.Tensor, base: object
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head output ``h [B, head_channels, T]`` → ``(log_mag, phase or phase advance)``."""
+        log_mag, ph = h.chunk(2, dim=1)
+        return log_mag, ph
+
+    def phase(self, ph: torch.Tensor) -> torch.Tensor:
+        """The head's phase output → the phase of the spectrum."""
+        return ph
+
+    def waveform(self, v: "VocosVocoder", mel: torch.Tensor) -> torch.Tensor:
+        return v.istft(*v.spectrum(mel))
+
+    def synthesize(self, v: "VocosVocoder", mel: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        return _chunked(v, mel, chunk_frames, v.context, v.samples_per_frame)
+
+
+class _IntegratedPhase(_PhaseMode):
+    """``"integrated"``: the head outputs phase advances; the phase is their running sum."""
+
+    def phase(self, ph: torch.Tensor) -> torch.Tensor:
+        return integrate_phase(ph)
+
+    def synthesize(self, v: "VocosVocoder", mel: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        """The advances of all chunks are summed over the whole input, so chunks join without phase jumps."""
+        up, hop = v.cfg.upsample, v.cfg.mel.hop_length
+        head = _chunked(lambda x: torch.cat(v.head_output(x), dim=1), mel, chunk_frames, v.context, up)
+        log_mag, advance = head.chunk(2, dim=1)
+        spec = torch.cat([log_mag, integrate_phase(advance)], dim=1)
+        return _chunked(lambda z: v.istft(*z.chunk(2, dim=1)), spec, chunk_frames * up, v.context, hop)
+
+
+class _GriffinLimPhase(_PhaseMode):
+    """``"griffinlim"``: the head outputs the log magnitude only (a correction to the mel
+    pseudo-inverse on mel input) and fast Griffin-Lim finds the phase."""
+
+    uses_griffin_lim = True
+
+    def head_channels(self, cfg: VocoderConfig) -> int:
+        return cfg.n_fft // 2 + 1
+
+    def head_spectrum(self, v: "VocosVocoder", h: torch.Tensor, mel: torch.Tensor, base: object
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        log_mag = v.pinv_log_mag(mel) + h if v.cfg.mel_input else h
+        return log_mag, torch.zeros_like(h)
+
+    def waveform(self, v: "VocosVocoder", mel: torch.Tensor) -> torch.Tensor:
+        return v.griffin_lim_wave(v.log_magnitude(mel))
+
+    def synthesize(self, v: "VocosVocoder", mel: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        """Magnitudes in chunks (exact), then Griffin-Lim in chunks with :data:`GL_CONTEXT` frames of
+        context, as :class:`GriffinLim` does."""
+        up = v.cfg.upsample
+        log_mag = _chunked(v.log_magnitude, mel, chunk_frames, v.context, up)
+        return _chunked(v.griffin_lim_wave, log_mag, chunk_frames * up, GL_CONTEXT, v.cfg.mel.hop_length)
+
+
+class _RefinePhase(_PhaseMode):
+    """``"refine"``: Griffin-Lim first; the backbone reads its spectrum and the head corrects it.
+    Griffin-Lim runs inside each chunk's window, so the base class's chunking applies."""
+
+    embed_kernel = 3  # the input is 5 × bins wide
+    uses_griffin_lim = True
+
+    def in_channels(self, cfg: VocoderConfig) -> int:
+        return 5 * (cfg.n_fft // 2 + 1)
+
+    def backbone_input(self, v: "VocosVocoder", mel: torch.Tensor) -> tuple[torch.Tensor, object]:
+        base_mag, base_ph, feats = v.griffin_lim_features(mel)
+        return feats, (base_mag, base_ph)
+
+    def head_spectrum(self, v: "VocosVocoder", h: torch.Tensor, mel: torch.Tensor, base: object
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        base_mag, base_ph = base  # type: ignore[misc]
+        d_mag, d_ph = h.chunk(2, dim=1)
+        return base_mag + d_mag, base_ph + d_ph
+
+
+_PHASE_MODES: dict[str, type[_PhaseMode]] = {"direct": _PhaseMode, "integrated": _IntegratedPhase,
+                                              "griffinlim": _GriffinLimPhase, "refine": _RefinePhase}
+
+
 class VocosVocoder(_ChunkedMixin, nn.Module):
-    """``forward(mel [B, C, T]) -> wav [B, T * upsample * hop]`` (Vocos: ConvNeXt + iSTFT head)."""
+    """``forward(mel [B, C, T]) -> wav [B, T * upsample * hop]`` (Vocos: ConvNeXt + iSTFT head).
+
+    Everything ``cfg.phase`` changes lives in one phase-mode object (``self.mode``); the weights are
+    the same modules for every mode."""
 
     def __init__(self, cfg: VocoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        bins = cfg.n_fft // 2 + 1
-        c_in = 5 * bins if cfg.phase == "refine" else cfg.in_dim or cfg.mel.n_mels
+        self.mode = _PHASE_MODES[cfg.phase]()
+        c_in = self.mode.in_channels(cfg)
         self.up = (nn.ConvTranspose1d(c_in, c_in, 2 * cfg.upsample, stride=cfg.upsample, padding=cfg.upsample // 2)
                    if cfg.upsample > 1 else None)
-        k = 3 if cfg.phase == "refine" else 7  # the refiner's input is 5 × bins wide
+        k = self.mode.embed_kernel
         self.embed = nn.Conv1d(c_in, cfg.dim, k, padding=k // 2)
         self.norm = nn.LayerNorm(cfg.dim)
         mult = cfg.intermediate / cfg.dim
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.dim, int(round(mult)), 1.0 / cfg.layers) for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.dim)
-        self.head = nn.Linear(cfg.dim, bins if cfg.phase == "griffinlim" else 2 * bins)
-        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
-        fbank = mel_filterbank(cfg.mel).float() if cfg.phase in ("griffinlim", "refine") else None
-        if cfg.phase == "griffinlim":  # its magnitudes are trained through the mel filterbank
-            self.register_buffer("fbank", fbank, persistent=False)
-        if fbank is not None and cfg.mel_input:  # start as Griffin-Lim: zero corrections
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
-            self.register_buffer("pinv", torch.linalg.pinv(fbank), persistent=False)
+        self.head = nn.Linear(cfg.dim, self.mode.head_channels(cfg))
+        # the Griffin-Lim-based modes invert the mel's own STFT, so they use its window (Hann of
+        # mel.win_length, centred in n_fft); the others keep Vocos's Hann of n_fft
+        gl_based = self.mode.uses_griffin_lim
+        self.register_buffer("window", stft_window(cfg.mel) if gl_based else torch.hann_window(cfg.n_fft),
+                             persistent=False)
+        if gl_based:
+            fbank = mel_filterbank(cfg.mel).float()
+            if cfg.phase == "griffinlim":  # its magnitudes are trained through the mel filterbank
+                self.register_buffer("fbank", fbank, persistent=False)
+            if cfg.mel_input:  # start as Griffin-Lim: zero corrections
+                nn.init.zeros_(self.head.weight)
+                nn.init.zeros_(self.head.bias)
+                self.register_buffer("pinv", torch.linalg.pinv(fbank), persistent=False)
 
     @property
     def mel_config(self) -> MelConfig:
@@ -160,19 +269,22 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     def samples_per_frame(self) -> int:
         return self.cfg.mel.hop_length * self.cfg.upsample
 
+    @property
+    def trains_on_magnitudes(self) -> bool:
+        """True when the head predicts magnitudes only (``phase="griffinlim"``): no waveform loss, no GAN."""
+        return self.cfg.phase == "griffinlim"
+
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, C, T] -> (log_mag, phase)``, each ``[B, n_fft // 2 + 1, T * upsample]``: the
         head's STFT before the iSTFT (log magnitude clamped at log 100; phase any real: with
         ``phase="integrated"`` the running sum of the head's phase advances, wrapped to [0, 2π))."""
         log_mag, ph = self.head_output(mel)
-        return log_mag, (integrate_phase(ph) if self.cfg.phase == "integrated" else ph)
+        return log_mag, self.mode.phase(ph)
 
     def head_output(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, C, T] -> (log_mag, phase or phase advance)`` ``[B, F, T * upsample]``; each frame
         depends on ``mel`` within the receptive field only (what chunked synthesis relies on)."""
-        x = mel
-        if self.cfg.phase == "refine":
-            base_mag, base_ph, x = self.griffin_lim_features(mel)
+        x, base = self.mode.backbone_input(self, mel)
         if self.up is not None:
             t = x.shape[-1] * self.cfg.upsample
             x = self.up(x)[..., :t]
@@ -180,12 +292,7 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         for b in self.blocks:
             x = b(x)
         h = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
-        if self.cfg.phase == "griffinlim":
-            log_mag = self.pinv_log_mag(mel) + h if self.cfg.mel_input else h
-            return log_mag.clamp(max=math.log(1e2)), torch.zeros_like(h)
-        log_mag, ph = h.chunk(2, dim=1)
-        if self.cfg.phase == "refine":
-            log_mag, ph = base_mag + log_mag, base_ph + ph
+        log_mag, ph = self.mode.head_spectrum(self, h, mel, base)
         return log_mag.clamp(max=math.log(1e2)), ph
 
     @torch.no_grad()
@@ -196,7 +303,8 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         features are the log magnitude, the phase's cos / sin and the cos / sin of its advance since
         the previous frame."""
         mag = pinv_magnitude(self.pinv, mel, self.cfg.mel.power).clamp_min(1e-5)
-        wav = griffin_lim(mag, self.cfg.n_fft, self.cfg.mel.hop_length, self.window, self.cfg.gl_iterations, start=torch.ones_like(mag).to(torch.cfloat))
+        wav = griffin_lim(mag, self.cfg.n_fft, self.cfg.mel.hop_length, self.window, self.cfg.gl_iterations,
+                          start=torch.ones_like(mag).to(torch.cfloat))
         spec = self.analyse(wav, mag.shape[-1])
         ang = spec / spec.abs().clamp_min(1e-8)
         adv = ang * torch.conj(F.pad(ang[..., :-1], (1, 0), value=1.0))
@@ -227,31 +335,18 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
         return torch.istft(spec, self.cfg.n_fft, hop, self.cfg.n_fft, window=self.window, center=True,
                            length=phase.shape[-1] * hop)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if self.cfg.phase == "griffinlim":
-            return self._griffin_lim(self.log_magnitude(mel))
-        return self.istft(*self.spectrum(mel))
-
-    def _griffin_lim(self, log_mag: torch.Tensor) -> torch.Tensor:
+    def griffin_lim_wave(self, log_mag: torch.Tensor) -> torch.Tensor:
+        """``log_mag [B, F, T] -> wav [B, T * hop]`` by ``gl_iterations`` of fast Griffin-Lim (no gradient)."""
         with torch.no_grad():
             return griffin_lim(torch.exp(log_mag), self.cfg.n_fft, self.cfg.mel.hop_length, self.window,
                                self.cfg.gl_iterations)
 
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.mode.waveform(self, mel)
+
     def synthesize(self, mel: torch.Tensor, chunk_frames: int = 1000) -> torch.Tensor:
-        """``mel [B, C, T] -> wav``, in overlapping chunks. With integrated phase the phase advances of
-        all chunks are summed over the whole input first, so chunks join without phase jumps; with
-        Griffin-Lim phase the magnitudes are computed in chunks (exact), then Griffin-Lim runs in
-        chunks with :data:`GL_CONTEXT` frames of context, as :class:`GriffinLim` does."""
-        if self.cfg.phase in ("direct", "refine"):  # refine: Griffin-Lim runs inside each chunk's window
-            return super().synthesize(mel, chunk_frames)
-        up, hop, size = self.cfg.upsample, self.cfg.mel.hop_length, chunk_frames * self.cfg.upsample
-        if self.cfg.phase == "griffinlim":
-            log_mag = _chunked(self.log_magnitude, mel, chunk_frames, self.context, up)
-            return _chunked(self._griffin_lim, log_mag, size, GL_CONTEXT, hop)
-        head = _chunked(lambda x: torch.cat(self.head_output(x), dim=1), mel, chunk_frames, self.context, up)
-        log_mag, advance = head.chunk(2, dim=1)
-        spec = torch.cat([log_mag, integrate_phase(advance)], dim=1)
-        return _chunked(lambda z: self.istft(*z.chunk(2, dim=1)), spec, size, self.context, hop)
+        """``mel [B, C, T] -> wav``, in overlapping chunks (how depends on ``cfg.phase``; see the phase modes)."""
+        return self.mode.synthesize(self, mel, chunk_frames)
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         return save_model(self, self.cfg, KIND, out_dir)
@@ -284,11 +379,7 @@ class GriffinLim(_ChunkedMixin, nn.Module):
         self.cfg_mel, self.n_iter, self.momentum = mel, n_iter, momentum
         fb = mel_filterbank(mel).float()
         self.register_buffer("pinv", torch.linalg.pinv(fb), persistent=False)
-        win = torch.hann_window(mel.win_length)
-        if mel.win_length < mel.n_fft:
-            lp = (mel.n_fft - mel.win_length) // 2
-            win = F.pad(win, (lp, mel.n_fft - mel.win_length - lp))
-        self.register_buffer("window", win, persistent=False)
+        self.register_buffer("window", stft_window(mel), persistent=False)
         self.context = GL_CONTEXT
 
     @property
@@ -307,6 +398,16 @@ class GriffinLim(_ChunkedMixin, nn.Module):
 
 
 GL_CONTEXT = 16  # frames of context either side of a chunk for chunked Griffin-Lim
+
+
+def stft_window(mel: MelConfig) -> torch.Tensor:
+    """``[mel.n_fft]``: the mel front end's analysis window (Hann of ``win_length``, zero-padded to
+    ``n_fft`` on both sides, as ``torch.stft`` centres it)."""
+    win = torch.hann_window(mel.win_length)
+    if mel.win_length < mel.n_fft:
+        lp = (mel.n_fft - mel.win_length) // 2
+        win = F.pad(win, (lp, mel.n_fft - mel.win_length - lp))
+    return win
 
 
 def pinv_magnitude(pinv: torch.Tensor, mel: torch.Tensor, power: float) -> torch.Tensor:
@@ -375,16 +476,17 @@ def load_vocoder(spec: str | Path | None, mel: MelConfig = MelConfig()) -> nn.Mo
 
 
 def with_gl_iterations(vocoder: nn.Module, n_iter: int) -> nn.Module:
-    """``vocoder`` with ``n_iter`` Griffin-Lim iterations: a new :class:`GriffinLim`, or a
-    :class:`VocosVocoder` whose head uses Griffin-Lim (its weights do not depend on the count; see
-    :func:`gl_iterations_config`)."""
+    """A copy of ``vocoder`` with ``n_iter`` Griffin-Lim iterations (``vocoder`` is left as it is): a
+    new :class:`GriffinLim`, or a :class:`VocosVocoder` whose head uses Griffin-Lim, sharing its
+    weights (they do not depend on the count; see :func:`gl_iterations_config`)."""
     if isinstance(vocoder, GriffinLim):
         return GriffinLim(vocoder.cfg_mel, n_iter=n_iter, momentum=vocoder.momentum)
     cfg = getattr(vocoder, "cfg", None)
     if not isinstance(cfg, VocoderConfig):
         raise ConfigError(f"a {type(vocoder).__name__} runs no Griffin-Lim iterations")
-    vocoder.cfg = gl_iterations_config(cfg, n_iter)
-    return vocoder
+    out = copy.copy(vocoder)  # shallow: parameters and buffers are shared, only ``cfg`` differs
+    out.cfg = gl_iterations_config(cfg, n_iter)
+    return out
 
 
 def gl_iterations_config(cfg: VocoderConfig, n_iter: int) -> VocoderConfig:

@@ -117,7 +117,7 @@ class DashengTask:
         uni, sem, real = self._window(z, batch.wav)
         mask = lengths_to_mask(z.lengths, z.unified.shape[1])[..., None].float()
         latent = ((z.unified - z.semantic).pow(2) * mask).sum() / (mask.sum() * z.unified.shape[-1]).clamp(min=1)
-        if m.gen.decoder.cfg.phase == "griffinlim":  # magnitudes only: no waveform, no GAN phase
+        if m.gen.decoder.trains_on_magnitudes:  # no waveform, no GAN phase
             mag, mp = magnitude_losses(m.gen.decoder, uni.transpose(1, 2), real)
             loss = self.cfg.mel_weight * mag + self.cfg.latent_weight * latent
             return loss, {"latent": float(latent.detach()), **{k: float(v.detach()) for k, v in mp.items()}}

@@ -84,7 +84,7 @@ class VocoderTask:
     def _loss(self, m: GANModel, batch, step: int):
         real = self._crop(batch.wav, batch.wav_lens)
         mel, _ = self.fe(real)
-        if self.cfg.model.phase == "griffinlim":
+        if m.gen.trains_on_magnitudes:
             return self._magnitude_loss(m.gen, mel, real)
         fake, spectral, parts = spectral_losses(m.gen, mel, real, self.cfg.spectral)
         mel_fake, _ = self.fe.compute(fake)
