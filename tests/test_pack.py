@@ -153,6 +153,29 @@ def test_stage2_init_from_an_export(flac_pack, tmp_path):
         stage2.AcousticTask(cfg).build_model()
 
 
+def test_stage2_freeze_acoustic_trains_the_decoder_only(flac_pack, tmp_path):
+    from safetensors.torch import load_file
+
+    from dsatok.train import acoustic as stage2
+
+    ov = [f"train.data.pack={flac_pack}", "train.data.max_frames=2500", "train.data.max_duration=10",
+          "speaker_loss=false", "decoder.dim=32", "decoder.blocks=2", "decoder.heads=2", "decoder.sem_codebook_size=1000",
+          "train.max_steps=2", "train.eval_every=2", "train.eval_batches=1", "train.ema_decay=0"]
+    stage2.run("", overrides=ov + [f"train.run_dir={tmp_path / 'a'}"], progress=False)
+    src = tmp_path / "a" / "final"
+    stage2.run("", overrides=ov + [f"train.run_dir={tmp_path / 'b'}", f"init_from={src}", "freeze_acoustic=true",
+                                   "train.optim.lr=1e-2", "train.optim.warmup_steps=0"], progress=False)
+    out = tmp_path / "b" / "final"
+    for part, same in (("acoustic", True), ("decoder", False)):
+        a, b = (load_file(str(d / part / "model.safetensors")) for d in (src, out))
+        assert all(torch.equal(a[k], b[k]) for k in a) == same, part
+    cfg = stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "tiny", "", None,
+                                   ov + [f"init_from={src}", "freeze_acoustic=true"])
+    m = stage2.AcousticTask(cfg).build_model().train()
+    assert not any(p.requires_grad for p in m.acoustic.parameters()) and not m.acoustic.training
+    assert all(p.requires_grad for p in m.decoder.parameters()) and m.decoder.training
+
+
 def test_single_stream_stage2_never_runs_the_semantic_tokenizer():
     from types import SimpleNamespace
 

@@ -49,6 +49,8 @@ class AcousticStageConfig:
     feature_memo_gb: float = 4.0  # Whisper semantic back end: keep its outputs per utterance
     init_from: str = ""  # stage-2 export (acoustic/, decoder/, speaker_pool.safetensors) to start from
     # (weights only: fresh optimizer and schedule; a run's own checkpoints still take precedence)
+    freeze_acoustic: bool = False  # train the decoder only: the acoustic tokenizer (and so the tokens
+    # and the model fingerprint) stays as loaded, e.g. a decoder fine-tune of an exported model
 
     def __post_init__(self) -> None:
         for k in ("recomb_prob", "p_uncond", "p_drop_sem", "p_drop_ac"):
@@ -79,11 +81,14 @@ class Stage2Model(nn.Module):
     """Frozen semantic tokenizer + trainable acoustic tokenizer, decoder and speaker pooling."""
 
     def __init__(self, semantic: SemanticTokenizer | None, acoustic: AcousticTokenizer, decoder: FlowDecoder,
-                 spk_dim: int) -> None:
+                 spk_dim: int, *, freeze_acoustic: bool = False) -> None:
         super().__init__()
         # None when the tokens come precomputed with the batches (training packs)
         self.semantic = semantic.requires_grad_(False).eval() if semantic is not None else None
         self.acoustic, self.decoder = acoustic, decoder
+        self.freeze_acoustic = freeze_acoustic
+        if freeze_acoustic:
+            self.acoustic.requires_grad_(False).eval()
         self.pool = AttentiveStatsPool(acoustic.cfg.latent_dim, spk_dim)
 
     def forward(self, fn, *args):
@@ -94,6 +99,8 @@ class Stage2Model(nn.Module):
         super().train(mode)
         if self.semantic is not None:
             self.semantic.eval()  # frozen: no dropout, ever
+        if self.freeze_acoustic:
+            self.acoustic.eval()
         return self
 
     def semantic_tokens(self, batch) -> torch.Tensor:
@@ -146,7 +153,8 @@ class AcousticTask:
         if list(c.decoder.ac_strides)[::-1] != list(c.acoustic.strides):
             raise ConfigError(f"decoder.ac_strides {list(c.decoder.ac_strides)} must mirror acoustic.strides "
                               f"{list(c.acoustic.strides)}")
-        model = Stage2Model(sem, AcousticTokenizer(c.acoustic), FlowDecoder(c.decoder), c.spk_dim)
+        model = Stage2Model(sem, AcousticTokenizer(c.acoustic), FlowDecoder(c.decoder), c.spk_dim,
+                            freeze_acoustic=c.freeze_acoustic)
         if c.init_from:
             self._init_from(model, Path(c.init_from))
         return model
@@ -181,7 +189,8 @@ class AcousticTask:
         mel, mel_lens = m.acoustic.mel(wav, lens)
         b, _, t = mel.shape
         sem_idx = m.semantic_tokens(batch)
-        ac_q, _, ac_lens, ac_h = m.acoustic.quantize_mel_latent(mel, mel_lens)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not m.freeze_acoustic):
+            ac_q, _, ac_lens, ac_h = m.acoustic.quantize_mel_latent(mel, mel_lens)
         valid = lengths_to_mask(mel_lens, t)
         dev = mel.device
         recomb = train and c.recombination and bool(torch.rand(()) < c.recomb_prob)
@@ -207,7 +216,7 @@ class AcousticTask:
         fm = flow_loss(v, x1 - x0, loss_mask)
         loss = fm
         logs = {"flow": float(fm.detach()), "recomb": float(recomb)}
-        if c.bound_weight > 0:
+        if c.bound_weight > 0 and not m.freeze_acoustic:  # frozen: the penalty is a constant
             bound = m.acoustic.fsq.bound_penalty(ac_h)
             loss = loss + c.bound_weight * bound
             logs["bound"] = float(bound.detach())
