@@ -174,3 +174,32 @@ def test_lr_schedule():
     assert lr_lambda(9, 10, 100, "cosine", 0.1) == pytest.approx(1.0)
     assert lr_lambda(100, 10, 100, "cosine", 0.1) == pytest.approx(0.1)
     assert lr_lambda(55, 10, 100, "linear", 0.0) == pytest.approx(0.5)
+
+
+def test_ema_averages_trainable_weights_only():
+    """Frozen parameters and buffers come back bit for bit (their 'average' used to drift by ~1e-6);
+    trainable ones are averaged."""
+    import torch
+    from torch import nn
+
+    from dsatok.train.ema import EMA
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 8))
+    model[0].requires_grad_(False)
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("0.")}
+    ema = EMA(model, 0.9)
+    model[2].weight.data.add_(1.0)
+    for _ in range(50):
+        model(torch.randn(4, 8))  # moves the BatchNorm running statistics
+        ema.update(model)
+    live = {k: v.clone() for k, v in model.state_dict().items()}
+    out = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 8))
+    out.load_state_dict(live)
+    out[0].requires_grad_(False)
+    ema.copy_to(out)
+    sd = out.state_dict()
+    assert all(torch.equal(sd[k], frozen[k]) for k in frozen)
+    assert torch.equal(sd["1.running_mean"], live["1.running_mean"])
+    w = sd["2.weight"]
+    assert not torch.equal(w, live["2.weight"]) and (w - live["2.weight"]).abs().max() < 1.0

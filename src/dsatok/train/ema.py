@@ -12,7 +12,10 @@ class EMA:
     """``shadow = decay * shadow + (1 - decay) * param`` after each optimizer step.
 
     The effective decay warms up as ``min(decay, (1 + n) / (10 + n))`` so early averages are not
-    dominated by the random initialisation.
+    dominated by the random initialisation. Only trainable parameters (``requires_grad``) are
+    averaged; frozen parameters and buffers are the model's own, bit for bit (an average of a
+    constant drifts in float arithmetic, and a frozen part — a stage-2 model's semantic tokenizer,
+    or its acoustic tokenizer with ``freeze_acoustic`` — must export exactly as it was loaded).
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -24,9 +27,10 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         self.num_updates += 1
         d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        trainable = _trainable(model)
         for k, v in model.state_dict().items():
             s = self.shadow[k]
-            if v.dtype.is_floating_point:
+            if k in trainable and v.dtype.is_floating_point:
                 s.mul_(d).add_(v.detach().float(), alpha=1 - d)
             else:
                 s.copy_(v)
@@ -41,6 +45,14 @@ class EMA:
             self.shadow[k].copy_(v)
 
     def copy_to(self, model: nn.Module) -> None:
-        """Load the averaged weights into ``model`` (cast to its dtypes)."""
+        """Load the averaged weights into ``model``'s trainable parameters (cast to their dtypes);
+        its frozen parameters and buffers stay as they are."""
         sd = model.state_dict()
-        model.load_state_dict({k: v.to(sd[k].dtype) for k, v in self.shadow.items()}, strict=True)
+        trainable = _trainable(model)
+        model.load_state_dict({k: (self.shadow[k].to(v.dtype) if k in trainable else v) for k, v in sd.items()},
+                              strict=True)
+
+
+def _trainable(model: nn.Module) -> set[str]:
+    """State-dict names of ``model``'s parameters that require gradients."""
+    return {k for k, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
