@@ -66,9 +66,9 @@ class VocoderConfig:
         return self.in_dim == 0 and self.upsample == 1
 
     def __post_init__(self) -> None:
-        if self.phase not in ("direct", "integrated", "griffinlim", "refine"):
+        if self.phase not in _PHASE_MODES:
             raise ConfigError(f"vocoder.phase must be 'direct', 'integrated', 'griffinlim' or 'refine', got {self.phase!r}")
-        if self.phase in ("griffinlim", "refine") and self.n_fft != self.mel.n_fft:
+        if _PHASE_MODES[self.phase].uses_griffin_lim and self.n_fft != self.mel.n_fft:
             raise ConfigError(f"vocoder.phase={self.phase!r} needs n_fft = mel.n_fft (its magnitudes are the "
                               "mel's STFT bins)")
         if self.phase == "refine" and not self.mel_input:
@@ -134,6 +134,7 @@ class _PhaseMode:
 
     embed_kernel = 7
     uses_griffin_lim = False  # the mel pseudo-inverse and fast Griffin-Lim are part of the model
+    magnitudes_only = False  # the head predicts magnitudes only: trained on them, no waveform, no GAN
 
     def in_channels(self, cfg: VocoderConfig) -> int:
         return cfg.in_dim or cfg.mel.n_mels
@@ -182,6 +183,7 @@ class _GriffinLimPhase(_PhaseMode):
     pseudo-inverse on mel input) and fast Griffin-Lim finds the phase."""
 
     uses_griffin_lim = True
+    magnitudes_only = True
 
     def head_channels(self, cfg: VocoderConfig) -> int:
         return cfg.n_fft // 2 + 1
@@ -254,7 +256,7 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
                              persistent=False)
         if gl_based:
             fbank = mel_filterbank(cfg.mel).float()
-            if cfg.phase == "griffinlim":  # its magnitudes are trained through the mel filterbank
+            if self.mode.magnitudes_only:  # its magnitudes are trained through the mel filterbank
                 self.register_buffer("fbank", fbank, persistent=False)
             if cfg.mel_input:  # start as Griffin-Lim: zero corrections
                 nn.init.zeros_(self.head.weight)
@@ -272,7 +274,7 @@ class VocosVocoder(_ChunkedMixin, nn.Module):
     @property
     def trains_on_magnitudes(self) -> bool:
         """True when the head predicts magnitudes only (``phase="griffinlim"``): no waveform loss, no GAN."""
-        return self.cfg.phase == "griffinlim"
+        return self.mode.magnitudes_only
 
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, C, T] -> (log_mag, phase)``, each ``[B, n_fft // 2 + 1, T * upsample]``: the
@@ -492,6 +494,6 @@ def with_gl_iterations(vocoder: nn.Module, n_iter: int) -> nn.Module:
 def gl_iterations_config(cfg: VocoderConfig, n_iter: int) -> VocoderConfig:
     """``cfg`` with ``gl_iterations = n_iter``; a ConfigError unless its ``phase`` uses Griffin-Lim
     (``"griffinlim"`` or ``"refine"``) or ``n_iter`` < 1."""
-    if cfg.phase not in ("griffinlim", "refine"):
+    if not _PHASE_MODES[cfg.phase].uses_griffin_lim:
         raise ConfigError(f"a vocoder with phase {cfg.phase!r} runs no Griffin-Lim iterations")
     return dataclasses.replace(cfg, gl_iterations=n_iter)

@@ -22,17 +22,21 @@ class EMA:
         self.decay = decay
         self.num_updates = 0
         self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+        self.trainable = _trainable(model)  # the names averaged (fixed when training starts)
+        # frozen parameters never change and copy_to never reads them from the shadow: not touched
+        self.frozen = {k for k, _ in model.named_parameters(remove_duplicate=False)} - self.trainable
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.num_updates += 1
         d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        trainable = _trainable(model)
         for k, v in model.state_dict().items():
+            if k in self.frozen:
+                continue
             s = self.shadow[k]
-            if k in trainable and v.dtype.is_floating_point:
+            if k in self.trainable and v.dtype.is_floating_point:
                 s.mul_(d).add_(v.detach().float(), alpha=1 - d)
-            else:
+            else:  # buffers
                 s.copy_(v)
 
     def state_dict(self) -> dict:
