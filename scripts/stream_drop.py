@@ -14,6 +14,7 @@ import argparse
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from dsatok.audio import MelFrontend
 from dsatok.data.manifests import load_cuts
@@ -37,7 +38,7 @@ def main() -> None:
     m = DSATokenizer.from_pretrained(a.model)
     fe = MelFrontend(m.decoder.cfg.mel)
     res: dict[str, list[float]] = {k: [] for k in VARIANTS}
-    for c in list(load_cuts(a.corpus, a.split))[: a.limit]:
+    for c in tqdm(list(load_cuts(a.corpus, a.split))[: a.limit], desc="utterances"):
         x = torch.from_numpy(load_cut_audio(c))
         mel = fe(x[None])[0]
         tok = m.encode(x)
@@ -58,4 +59,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from dsatok.cli.main import _known_errors
+
+    try:
+        main()
+    except _known_errors() as e:  # bad corpus / model: one line, as the dsatok CLI prints it
+        sys.exit(f"stream_drop: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
