@@ -94,6 +94,22 @@ def test_recombine_follows_content_length(model):
     assert len(out) == 1 and out[0].shape[0] == int(0.6 * 16000)
 
 
+def test_voice_guidance_default_travels_with_the_model_and_can_be_overridden(model, tmp_path):
+    import dataclasses
+
+    tok = model.recombine_tokens(model.encode(_wav(0.6, 0)), model.encode(_wav(1.2, 1)))
+    plain = model.decode_mel(tok, steps=2)[0]
+    pushed = model.decode_mel(tok, steps=2, voice_cfg=2.0)[0]
+    assert not torch.allclose(plain, pushed, atol=1e-4)
+    m = DSATokenizer(model.semantic, model.acoustic, model.decoder, model.vocoder,
+                     dataclasses.replace(model.decode_options, voice_cfg=2.0))
+    m.save_pretrained(tmp_path / "mv")
+    back = DSATokenizer.from_pretrained(tmp_path / "mv")
+    assert back.decode_options.voice_cfg == 2.0
+    assert torch.allclose(back.decode_mel(tok, steps=2)[0], pushed, atol=1e-5)
+    assert torch.allclose(back.decode_mel(tok, steps=2, voice_cfg=0)[0], plain, atol=1e-5)
+
+
 def test_token_file_round_trip_and_refusals(model, tmp_path):
     tok = model.encode([_wav(0.9, 0), _wav(0.4, 2)])
     p = tok.save(tmp_path / "x.dsatok")

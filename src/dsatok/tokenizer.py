@@ -49,6 +49,7 @@ class DecodeOptions:
     cfg_scale: float = 2.0
     solver: Literal["euler", "midpoint"] = "euler"
     sway: float | None = -1.0
+    voice_cfg: float = 0.0  # extra guidance towards the acoustic tokens (see flow_decoder.sample)
 
 
 def default_model_dir() -> Path:
@@ -308,19 +309,18 @@ class DSATokenizer(nn.Module):
             raise TokenFileError(f"{where}: codebooks {tokens.codebook_sizes} x {tokens.acoustic.shape[1]} layers do not "
                                  f"match the model's {self.codebook_sizes} x {self.acoustic_layers}")
 
-    def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, steps: int, cfg_scale: float,
-                    solver: str, sway: float | None, gen: torch.Generator) -> torch.Tensor:
+    def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions,
+                    gen: torch.Generator) -> torch.Tensor:
         """``sem [T_s]``, ``ac [L, T_a]`` → log-mel ``[n_mels, t_mel]``."""
         dev = self.device
         ac_q = self.acoustic.embed(ac[None].to(dev))
         ctx = self.decoder.prepare(sem[None].to(dev), torch.tensor([t_mel], device=dev), t_mel, ac_q,
                                    torch.tensor([ac.shape[-1]], device=dev))
-        return sample(self.decoder, ctx, t_mel, steps=steps, cfg_scale=cfg_scale, solver=solver,  # type: ignore[arg-type]
-                      sway=sway, generator=gen)[0]
+        return sample(self.decoder, ctx, t_mel, steps=o.steps, cfg_scale=o.cfg_scale, voice_cfg=o.voice_cfg,
+                      solver=o.solver, sway=o.sway, generator=gen)[0]
 
-    def _decode_mel(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, steps: int, cfg_scale: float, solver: str,
-                    sway: float | None, gen: torch.Generator, chunk_frames: int, overlap: int,
-                    max_voice_frames: int) -> torch.Tensor:
+    def _decode_mel(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions, gen: torch.Generator,
+                    chunk_frames: int, overlap: int, max_voice_frames: int) -> torch.Tensor:
         """One item; long items in windows of ``chunk_frames`` mel frames, cross-faded over ``overlap``."""
         f = self._sem_factor
         stride = self.acoustic.cfg.stride
@@ -328,7 +328,7 @@ class DSATokenizer(nn.Module):
         if not aligned:
             ac = ac[:, : max_voice_frames // stride]
         if t_mel <= chunk_frames + overlap:
-            return self._mel_window(sem, ac, t_mel, steps, cfg_scale, solver, sway, gen)
+            return self._mel_window(sem, ac, t_mel, o, gen)
         step = chunk_frames // f * f
         ov = overlap // f * f
         out = torch.zeros(self.decoder.cfg.mel.n_mels, t_mel, device=self.device)
@@ -336,7 +336,7 @@ class DSATokenizer(nn.Module):
         for s in range(0, t_mel, step):
             a, b = max(0, s - ov), min(t_mel, s + step + ov)
             a_ac = ac[:, a // stride : -(-b // stride)] if aligned else ac
-            m = self._mel_window(sem[a // f : -(-b // f)], a_ac, b - a, steps, cfg_scale, solver, sway, gen)
+            m = self._mel_window(sem[a // f : -(-b // f)], a_ac, b - a, o, gen)
             w = torch.ones(b - a, device=self.device)
             if a > 0:
                 w[: 2 * ov] = torch.linspace(0, 1, 2 * ov + 2, device=self.device)[1:-1][: w[: 2 * ov].shape[0]]
@@ -348,21 +348,25 @@ class DSATokenizer(nn.Module):
 
     @torch.no_grad()
     def decode_mel(self, tokens: Tokens, *, steps: int | None = None, cfg_scale: float | None = None,
-                   solver: str | None = None, sway: float | None | str = "default", seed: int = 0,
-                   chunk_frames: int = 1500, overlap: int = 48, max_voice_seconds: float = 20.0) -> list[torch.Tensor]:
-        """Tokens → log-mel ``[n_mels, T_i]`` per item (``T_i = num_samples // hop``)."""
+                   voice_cfg: float | None = None, solver: str | None = None, sway: float | None | str = "default",
+                   seed: int = 0, chunk_frames: int = 1500, overlap: int = 48,
+                   max_voice_seconds: float = 20.0) -> list[torch.Tensor]:
+        """Tokens → log-mel ``[n_mels, T_i]`` per item (``T_i = num_samples // hop``).
+
+        Options left at ``None`` (``sway``: ``"default"``) take the model's ``decode_options``.
+        """
         self.check_tokens(tokens)
-        o = self.decode_options
-        steps = o.steps if steps is None else int(steps)
-        cfg_scale = o.cfg_scale if cfg_scale is None else float(cfg_scale)
-        solver = solver or o.solver
-        sw = o.sway if sway == "default" else sway
+        d = self.decode_options
+        o = DecodeOptions(steps=d.steps if steps is None else int(steps),
+                          cfg_scale=d.cfg_scale if cfg_scale is None else float(cfg_scale),
+                          solver=solver or d.solver, sway=d.sway if sway == "default" else sway,  # type: ignore[arg-type]
+                          voice_cfg=d.voice_cfg if voice_cfg is None else float(voice_cfg))
         gen = torch.Generator().manual_seed(int(seed))
         mels = []
         for t in tokens.split():
             t_mel = int(t.num_samples[0]) // self._hop
-            mels.append(self._decode_mel(t.semantic[0], t.acoustic[0], t_mel, steps, cfg_scale, solver, sw,  # type: ignore[arg-type]
-                                         gen, chunk_frames, overlap, int(max_voice_seconds * 100)))
+            mels.append(self._decode_mel(t.semantic[0], t.acoustic[0], t_mel, o, gen, chunk_frames, overlap,
+                                         int(max_voice_seconds * 100)))
         return mels
 
     @torch.no_grad()

@@ -169,7 +169,13 @@ class FlowDecoder(nn.Module):
 
     def unconditional(self, ctx: DecoderContext) -> DecoderContext:
         """The same context with e_s and e_a dropped (for classifier-free guidance)."""
-        return DecoderContext(torch.zeros_like(ctx.sem), ctx.mask, ctx.kv, torch.zeros_like(ctx.ctx_mask), ctx.rope)
+        return self.dropped(ctx, semantic=True, acoustic=True)
+
+    @staticmethod
+    def dropped(ctx: DecoderContext, *, semantic: bool = False, acoustic: bool = False) -> DecoderContext:
+        """The same context with the semantic features and/or the acoustic context dropped, as in training."""
+        return DecoderContext(torch.zeros_like(ctx.sem) if semantic else ctx.sem, ctx.mask, ctx.kv,
+                              torch.zeros_like(ctx.ctx_mask) if acoustic else ctx.ctx_mask, ctx.rope)
 
     # ------------------------------------------------------------------ field
     def velocity(self, x: torch.Tensor, t: torch.Tensor, ctx: DecoderContext) -> torch.Tensor:
@@ -203,12 +209,16 @@ def sway_schedule(steps: int, coef: float | None, device: torch.device) -> torch
 
 @torch.no_grad()
 def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int = 32, cfg_scale: float = 2.0,
-           solver: Literal["euler", "midpoint"] = "euler", sway: float | None = -1.0,
+           voice_cfg: float = 0.0, solver: Literal["euler", "midpoint"] = "euler", sway: float | None = -1.0,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """Integrate the flow from noise to mel: returns log-mel ``[B, n_mels, T_mel]`` (padded frames at the floor).
 
-    CFG ``v = v_c + w (v_c - v_u)`` evaluates the conditional and unconditional fields in one
-    batched forward. The cross-attention keys/values in ``ctx`` are reused at every step.
+    Guidance ``v = v_c + w (v_c - v_u) + w_v (v_c - v_s)``: ``w = cfg_scale`` is classifier-free
+    guidance against the unconditional field ``v_u`` (both streams dropped); ``w_v = voice_cfg``
+    adds guidance against the semantic-only field ``v_s`` (acoustic context dropped), which pushes
+    the output further towards what the acoustic tokens say (the voice) at the cost of one more
+    field evaluation per step. All needed fields are evaluated in one batched forward; the
+    cross-attention keys/values in ``ctx`` are reused at every step.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -216,15 +226,21 @@ def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int 
     n = decoder.cfg.mel.n_mels
     dev = ctx.sem.device
     x = torch.randn(b, n, t_mel, generator=generator, device="cpu").to(dev)
-    both = ctx.cat(decoder.unconditional(ctx)) if cfg_scale != 0 else ctx
+    guides = [(w, c) for w, c in ((cfg_scale, decoder.unconditional(ctx)),
+                                  (voice_cfg, decoder.dropped(ctx, acoustic=True))) if w != 0]
+    batch = ctx
+    for _, c in guides:
+        batch = batch.cat(c)
+    k = 1 + len(guides)
 
     def field(xx: torch.Tensor, tt: float) -> torch.Tensor:
-        tv = torch.full((xx.shape[0],), tt, device=dev)
-        if cfg_scale == 0:
-            return decoder.velocity(xx, tv, ctx)
-        v = decoder.velocity(torch.cat([xx, xx]), torch.cat([tv, tv]), both)
-        vc, vu = v.chunk(2)
-        return vc + cfg_scale * (vc - vu)
+        tv = torch.full((xx.shape[0] * k,), tt, device=dev)
+        v = decoder.velocity(torch.cat([xx] * k) if k > 1 else xx, tv, batch)
+        vc, *vo = v.chunk(k)
+        out = vc
+        for (w, _), vg in zip(guides, vo):
+            out = out + w * (vc - vg)
+        return out
 
     ts = sway_schedule(steps, sway, dev).tolist()
     for i in range(steps):
