@@ -76,8 +76,9 @@ def test_sampler_different_lengths_seed_and_kv_reuse(monkeypatch):
     assert s[0] == 0 and abs(float(s[-1]) - 1) < 1e-6 and (s[1:] > s[:-1]).all() and s[1] < 1 / 8
 
 
-def test_voice_guidance_is_the_documented_combination_of_three_fields():
-    """One Euler step from t = 0: the update is v_c + w (v_c - v_u) + w_v (v_c - v_s), each field evaluated alone."""
+def test_guidance_is_the_documented_combination_of_four_fields():
+    """One Euler step from t = 0: the update is v_c + w (v_c - v_u) + w_v (v_c - v_s) + w_c (v_c - v_a),
+    each field evaluated alone."""
     ac, dec = _parts()
     qa, _, la = ac.quantize(torch.randn(2, 16000) * 0.1, torch.tensor([16000, 12000]))
     sem = torch.randint(0, 1000, (2, 16))
@@ -87,14 +88,15 @@ def test_voice_guidance_is_the_documented_combination_of_three_fields():
     vc = dec.velocity(x0, t, ctx)
     vu = dec.velocity(x0, t, dec.unconditional(ctx))
     vs = dec.velocity(x0, t, dec.dropped(ctx, acoustic=True))
-    assert not torch.allclose(vc, vs, atol=1e-4)  # the acoustic context matters, so the test can fail
+    va = dec.velocity(x0, t, dec.dropped(ctx, semantic=True))
+    assert not torch.allclose(vc, vs, atol=1e-4) and not torch.allclose(vc, va, atol=1e-4)  # both streams matter
     floor = torch.log(torch.tensor(dec.cfg.mel.log_floor))
-    for w, wv in ((0.0, 0.0), (1.0, 0.0), (0.0, 2.0), (1.0, 2.0)):
-        want = dec.denormalize(x0 + vc + w * (vc - vu) + wv * (vc - vs))
+    for w, wv, wc in ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 2.0, 0.0), (0.0, 0.0, 1.5), (1.0, 2.0, 1.5)):
+        want = dec.denormalize(x0 + vc + w * (vc - vu) + wv * (vc - vs) + wc * (vc - va))
         want[1, :, 50:] = floor
-        got = sample(dec, ctx, 64, steps=1, cfg_scale=w, voice_cfg=wv, sway=None,
+        got = sample(dec, ctx, 64, steps=1, cfg_scale=w, voice_cfg=wv, content_cfg=wc, sway=None,
                      generator=torch.Generator().manual_seed(5))
-        assert torch.allclose(got, want, atol=1e-4), (w, wv)
+        assert torch.allclose(got, want, atol=1e-4), (w, wv, wc)
 
 
 def test_save_load_strict(tmp_path):

@@ -108,6 +108,8 @@ def test_voice_guidance_default_travels_with_the_model_and_can_be_overridden(mod
     assert back.decode_options.voice_cfg == 2.0
     assert torch.allclose(back.decode_mel(tok, steps=2)[0], pushed, atol=1e-5)
     assert torch.allclose(back.decode_mel(tok, steps=2, voice_cfg=0)[0], plain, atol=1e-5)
+    content = model.decode_mel(tok, steps=2, content_cfg=2.0)[0]
+    assert not torch.allclose(plain, content, atol=1e-4) and not torch.allclose(pushed, content, atol=1e-4)
 
 
 def test_token_file_round_trip_and_refusals(model, tmp_path):

@@ -50,6 +50,7 @@ class DecodeOptions:
     solver: Literal["euler", "midpoint"] = "euler"
     sway: float | None = -1.0
     voice_cfg: float = 0.0  # extra guidance towards the acoustic tokens (see flow_decoder.sample)
+    content_cfg: float = 0.0  # extra guidance towards the semantic tokens
 
 
 def default_model_dir() -> Path:
@@ -317,7 +318,7 @@ class DSATokenizer(nn.Module):
         ctx = self.decoder.prepare(sem[None].to(dev), torch.tensor([t_mel], device=dev), t_mel, ac_q,
                                    torch.tensor([ac.shape[-1]], device=dev))
         return sample(self.decoder, ctx, t_mel, steps=o.steps, cfg_scale=o.cfg_scale, voice_cfg=o.voice_cfg,
-                      solver=o.solver, sway=o.sway, generator=gen)[0]
+                      content_cfg=o.content_cfg, solver=o.solver, sway=o.sway, generator=gen)[0]
 
     def _decode_mel(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions, gen: torch.Generator,
                     chunk_frames: int, overlap: int, max_voice_frames: int) -> torch.Tensor:
@@ -348,7 +349,8 @@ class DSATokenizer(nn.Module):
 
     @torch.no_grad()
     def decode_mel(self, tokens: Tokens, *, steps: int | None = None, cfg_scale: float | None = None,
-                   voice_cfg: float | None = None, solver: str | None = None, sway: float | None | str = "default",
+                   voice_cfg: float | None = None, content_cfg: float | None = None, solver: str | None = None,
+                   sway: float | None | str = "default",
                    seed: int = 0, chunk_frames: int = 1500, overlap: int = 48,
                    max_voice_seconds: float = 20.0) -> list[torch.Tensor]:
         """Tokens → log-mel ``[n_mels, T_i]`` per item (``T_i = num_samples // hop``).
@@ -360,7 +362,8 @@ class DSATokenizer(nn.Module):
         o = DecodeOptions(steps=d.steps if steps is None else int(steps),
                           cfg_scale=d.cfg_scale if cfg_scale is None else float(cfg_scale),
                           solver=solver or d.solver, sway=d.sway if sway == "default" else sway,  # type: ignore[arg-type]
-                          voice_cfg=d.voice_cfg if voice_cfg is None else float(voice_cfg))
+                          voice_cfg=d.voice_cfg if voice_cfg is None else float(voice_cfg),
+                          content_cfg=d.content_cfg if content_cfg is None else float(content_cfg))
         gen = torch.Generator().manual_seed(int(seed))
         mels = []
         for t in tokens.split():

@@ -27,6 +27,8 @@ def _common(p: argparse.ArgumentParser, decode: bool = True) -> None:
         p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
         p.add_argument("--voice-cfg", type=float, default=None,
                        help="extra guidance towards the acoustic tokens' voice (default: the model's; 0: off)")
+        p.add_argument("--content-cfg", type=float, default=None,
+                       help="extra guidance towards the semantic tokens' content (default: the model's; 0: off)")
         p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -68,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=16, help="default ODE steps stored with the model")
     p.add_argument("--cfg", type=float, default=2.0, help="default CFG scale stored with the model")
     p.add_argument("--voice-cfg", type=float, default=0.0, help="default voice guidance stored with the model")
+    p.add_argument("--content-cfg", type=float, default=0.0, help="default content guidance stored with the model")
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint"])
     p.add_argument("--gl-iterations", type=int, default=None,
                    help="Griffin-Lim iterations of the written vocoder when it uses them (phase 'griffinlim' "
@@ -98,7 +101,8 @@ def load_model(a: argparse.Namespace):
 
 
 def _decode_kw(a: argparse.Namespace) -> dict:
-    return {"steps": a.steps, "cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "seed": a.seed}
+    return {"steps": a.steps, "cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "content_cfg": a.content_cfg,
+            "seed": a.seed}
 
 
 def expand(inputs: Iterable[str], exts: tuple[str, ...]) -> list[Path]:
@@ -257,6 +261,8 @@ def cmd_export(a: argparse.Namespace) -> int:
     from ..tokenizer import DecodeOptions, DSATokenizer
 
     stage2 = Path(a.stage2)
+    opts = DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver, voice_cfg=a.voice_cfg,
+                         content_cfg=a.content_cfg)
     if (stage2 / "state.pt").is_file():  # a training checkpoint: export its (EMA) weights first
         import dataclasses
         import tempfile
@@ -283,9 +289,9 @@ def cmd_export(a: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, speaker_loss=False)
         with tempfile.TemporaryDirectory(prefix="dsatok-export-") as tmp:
             export_checkpoint(task(cfg), stage2, tmp)
-            m = DSATokenizer.from_parts(tmp, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver, voice_cfg=a.voice_cfg))
+            m = DSATokenizer.from_parts(tmp, a.vocoder, opts)
     else:
-        m = DSATokenizer.from_parts(stage2, a.vocoder, DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver, voice_cfg=a.voice_cfg))
+        m = DSATokenizer.from_parts(stage2, a.vocoder, opts)
     if a.gl_iterations is not None:
         try:
             m.vocoder = with_gl_iterations(m.vocoder, a.gl_iterations)

@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--steps", type=int, default=None)
         s.add_argument("--cfg", type=float, default=None)
         s.add_argument("--voice-cfg", type=float, default=None, help="voice guidance (default: the model's)")
+        s.add_argument("--content-cfg", type=float, default=None, help="content guidance (default: the model's)")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device", default="cpu")
         s.add_argument("--vocoder", default=None,
@@ -58,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--cfg", type=float, default=None)
     s.add_argument("--voice-cfg", type=float, default=None, help="voice guidance (default: each model's)")
+    s.add_argument("--content-cfg", type=float, default=None, help="content guidance (default: each model's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--vocoder", default=None,
                    help="one vocoder for every model (directory, 'griffinlim' or 'griffinlim:N')")
@@ -297,6 +299,18 @@ def _linear_probe(a: argparse.Namespace) -> int:
     return 0
 
 
+def _decode_kw(a: argparse.Namespace) -> dict:
+    return {"steps": a.steps, "cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "content_cfg": a.content_cfg,
+            "seed": a.seed}
+
+
+def _guidance(a: argparse.Namespace, o) -> dict:
+    """The guidance scales an evaluation ran with (its flags, else the model's defaults ``o``)."""
+    return {"cfg": o.cfg_scale if a.cfg is None else a.cfg,
+            "voice_cfg": o.voice_cfg if a.voice_cfg is None else a.voice_cfg,
+            "content_cfg": o.content_cfg if a.content_cfg is None else a.content_cfg}
+
+
 def _ablation(a: argparse.Namespace) -> int:
     from ..eval.tables import evaluate_ablation, load_evaluators, markdown_table
     from ..tokenizer import DSATokenizer
@@ -305,15 +319,14 @@ def _ablation(a: argparse.Namespace) -> int:
     specs = _named_dirs(a.models)
     models = {n: DSATokenizer.from_pretrained(d, vocoder=a.vocoder) for n, d in specs.items()}
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    kw = {"steps": a.steps, "cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "seed": a.seed}
+    kw = _decode_kw(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rep = evaluate_ablation(models, a.corpus, ev, limit=a.limit, recomb_limit=a.recomb_limit, decode_kw=kw,
                             progress=not a.quiet, on_row=lambda r: _write(r, str(out / "partial.json"), echo=False))
     first = next(iter(models.values()))
     rep["settings"] = {"models": specs, "corpus": str(a.corpus), "steps": a.steps or first.decode_options.steps,
-                       "cfg": first.decode_options.cfg_scale if a.cfg is None else a.cfg,
-                       "voice_cfg": first.decode_options.voice_cfg if a.voice_cfg is None else a.voice_cfg, "seed": a.seed,
+                       **_guidance(a, first.decode_options), "seed": a.seed,
                        "vocoder": {n: type(m.vocoder).__name__ for n, m in models.items()},
                        "evaluators": ev.names(), "limit": a.limit, "recomb_limit": a.recomb_limit}
     rep["command_seconds"] = round(time.perf_counter() - t0, 1)
@@ -334,15 +347,14 @@ def _table(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = DSATokenizer.from_pretrained(a.model, device=a.device, vocoder=a.vocoder)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    kw = {"steps": a.steps, "cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "seed": a.seed}
+    kw = _decode_kw(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     fn = evaluate_reconstruction if a.kind == "recon" else evaluate_recombination
     rep = fn(model, a.corpus, ev, limit=a.limit, decode_kw=kw, progress=not a.quiet, plot_dir=out)
     o = model.decode_options
     rep["settings"] = {"model": str(a.model or default_model_dir()), "fingerprint": model.fingerprint,
-                       "corpus": str(a.corpus), "steps": a.steps or o.steps, "cfg": o.cfg_scale if a.cfg is None else a.cfg,
-                       "voice_cfg": o.voice_cfg if a.voice_cfg is None else a.voice_cfg,
+                       "corpus": str(a.corpus), "steps": a.steps or o.steps, **_guidance(a, o),
                        "solver": o.solver, "sway": o.sway, "seed": a.seed, "vocoder": type(model.vocoder).__name__,
                        "bitrate_bps": round(model.bitrate, 1), "evaluators": ev.names(), "limit": a.limit}
     rep["command_seconds"] = round(time.perf_counter() - t0, 1)

@@ -209,16 +209,18 @@ def sway_schedule(steps: int, coef: float | None, device: torch.device) -> torch
 
 @torch.no_grad()
 def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int = 32, cfg_scale: float = 2.0,
-           voice_cfg: float = 0.0, solver: Literal["euler", "midpoint"] = "euler", sway: float | None = -1.0,
-           generator: torch.Generator | None = None) -> torch.Tensor:
+           voice_cfg: float = 0.0, content_cfg: float = 0.0, solver: Literal["euler", "midpoint"] = "euler",
+           sway: float | None = -1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Integrate the flow from noise to mel: returns log-mel ``[B, n_mels, T_mel]`` (padded frames at the floor).
 
-    Guidance ``v = v_c + w (v_c - v_u) + w_v (v_c - v_s)``: ``w = cfg_scale`` is classifier-free
-    guidance against the unconditional field ``v_u`` (both streams dropped); ``w_v = voice_cfg``
-    adds guidance against the semantic-only field ``v_s`` (acoustic context dropped), which pushes
-    the output further towards what the acoustic tokens say (the voice) at the cost of one more
-    field evaluation per step. All needed fields are evaluated in one batched forward; the
-    cross-attention keys/values in ``ctx`` are reused at every step.
+    Guidance ``v = v_c + w (v_c - v_u) + w_v (v_c - v_s) + w_c (v_c - v_a)``: ``w = cfg_scale`` is
+    classifier-free guidance against the unconditional field ``v_u`` (both streams dropped);
+    ``w_v = voice_cfg`` guides against the semantic-only field ``v_s`` (acoustic context dropped),
+    pushing the output towards what the acoustic tokens add (the voice); ``w_c = content_cfg``
+    guides against the acoustic-only field ``v_a`` (semantic features dropped), pushing it towards
+    what the semantic tokens add (the content). Each non-zero extra term costs one more field
+    evaluation per step; all are evaluated in one batched forward, and the cross-attention
+    keys/values in ``ctx`` are reused at every step.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -227,7 +229,8 @@ def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int 
     dev = ctx.sem.device
     x = torch.randn(b, n, t_mel, generator=generator, device="cpu").to(dev)
     guides = [(w, c) for w, c in ((cfg_scale, decoder.unconditional(ctx)),
-                                  (voice_cfg, decoder.dropped(ctx, acoustic=True))) if w != 0]
+                                  (voice_cfg, decoder.dropped(ctx, acoustic=True)),
+                                  (content_cfg, decoder.dropped(ctx, semantic=True))) if w != 0]
     batch = ctx
     for _, c in guides:
         batch = batch.cat(c)
