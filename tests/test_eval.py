@@ -131,3 +131,18 @@ def test_vocoder_copy_synthesis_scores_each_vocoders_own_output(tiny_corpus):
     assert rows["gl"]["mel_l1"] < rows["untrained"]["mel_l1"] / 2 and rows["gl"]["stoi"] > rows["untrained"]["stoi"]
     assert rows["gl"]["rtf"] > 0 and "pesq" not in rows["clean_input"]
     assert rows["gl"]["wer_minus_clean"] == round(rows["gl"]["wer"] - rows["clean_input"]["wer"], 4)
+
+
+def test_summary_row_counts_intelligible_items_and_keeps_each_transcript():
+    from dsatok.eval.tables import summary_row
+
+    refs = ["the cat sat on the mat", "so many women so little time", "never trust an operating system"]
+    hyps = ["the cat sat on the mat", "so many women so little dime", "a b c d e f g h i j k"]
+    items = [{"id": str(i), "sim": 0.5 + i / 10} for i in range(3)]
+    row = summary_row("m", items, refs, hyps)
+    assert row["wer_le_25"] == round(2 / 3, 4)  # 0 and 1/6 are at most 25 %, 11/5 is not
+    assert row["wer"] == round(12 / 17, 4) and abs(row["sim"] - 0.6) < 1e-9  # corpus WER: 0 + 1 + 11 edits, 17 words
+    assert [it["asr"]["wer"] for it in items] == [0.0, round(1 / 6, 4), round(11 / 5, 4)]
+    assert items[2]["asr"]["hyp"] == hyps[2] and "asr" not in row
+    with pytest.raises(ValueError, match="2 items but 3 transcripts"):
+        summary_row("m", items[:2], refs, hyps)

@@ -53,11 +53,22 @@ def _mean(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else float("nan")
 
 
+INTELLIGIBLE_WER = 0.25  # an item counts as intelligible at or below this WER (issue 7's bar for the corpus WER)
+
+
 def summary_row(name: str, items: list[dict[str, Any]], refs: list[str], hyps: list[str]) -> dict[str, Any]:
-    """One table row: corpus WER of ``hyps`` against ``refs`` and the mean of every numeric field of
-    ``items`` (one dict per utterance; None values are left out of the mean)."""
+    """One table row: corpus WER of ``hyps`` against ``refs``, the share of items whose own WER is at
+    most ``INTELLIGIBLE_WER`` (``wer_le_25``; a corpus WER above 100 % can hide a few intelligible
+    items), and the mean of every numeric field of ``items`` (one dict per utterance; None values
+    are left out of the mean). Each item also gets its transcript: ``it["asr"] = {ref, hyp, wer}``."""
+    if len(items) != len(hyps):
+        raise ValueError(f"{name}: {len(items)} items but {len(hyps)} transcripts")
     keys = sorted({k for it in items for k, v in it.items() if isinstance(v, (int, float))})
-    row = {"system": name, "n": len(items), "wer": round(wer(refs, hyps), 4)}
+    item_wers = [wer([r], [h]) for r, h in zip(refs, hyps)]
+    for it, r, h, w in zip(items, refs, hyps, item_wers):
+        it["asr"] = {"ref": r, "hyp": h, "wer": round(w, 4)}
+    row = {"system": name, "n": len(items), "wer": round(wer(refs, hyps), 4),
+           "wer_le_25": round(float(np.mean([w <= INTELLIGIBLE_WER for w in item_wers])), 4) if items else float("nan")}
     row.update({k: round(_mean([it.get(k) for it in items]), 4) for k in keys})
     return row
 
@@ -182,8 +193,8 @@ def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, li
             "audio_seconds": round(audio_s, 1)}
 
 
-ABLATION_COLUMNS = {"recon": ("wer", "sim", "mel_l1", "mcd", "pesq", "stoi"),
-                    "recomb": ("wer", "sim_to_voice", "sim_to_content", "closer_to_voice", "mel_dtw_to_target")}
+ABLATION_COLUMNS = {"recon": ("wer", "wer_le_25", "sim", "mel_l1", "mcd", "pesq", "stoi"),
+                    "recomb": ("wer", "wer_le_25", "sim_to_voice", "sim_to_content", "closer_to_voice", "mel_dtw_to_target")}
 
 
 def evaluate_ablation(models: dict[str, Any], corpus: str | Path, ev: Evaluators, *, limit: int = 0,
