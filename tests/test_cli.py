@@ -107,3 +107,17 @@ def test_export_finds_the_stage_of_a_run_config(tmp_path):
     del old["init_from"]
     (tmp_path / "c.json").write_text(json.dumps(old))
     assert _run_stage(tmp_path / "c.json")[0] == "vocoder"
+
+
+def test_bad_decode_flags_are_usage_errors_before_any_work(tmp_path):
+    """--steps 0 or a non-finite guidance scale used to reach the sampler and end in a traceback."""
+    wav = str(tmp_path / "missing.wav")  # never read: the flags are refused first
+    for flags, msg in ((["--steps", "0"], "argument --steps: must be at least 1, got 0"),
+                       (["--cfg", "nan"], "argument --cfg: must be a finite number, got nan"),
+                       (["--voice-cfg", "x"], "argument --voice-cfg: expected a number, got 'x'"),
+                       (["--content-cfg", "inf"], "argument --content-cfg: must be a finite number, got inf")):
+        for cmd in (["reconstruct", wav, "-o", str(tmp_path / "o.wav")], ["eval", "recon", "--corpus", wav, "-o", wav]):
+            r = subprocess.run([sys.executable, "-m", "dsatok", *cmd, *flags], capture_output=True, text=True)
+            assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].endswith(msg), (cmd, flags, r.stderr)
+            assert "Traceback" not in r.stderr
+    assert not (tmp_path / "o.wav").exists()

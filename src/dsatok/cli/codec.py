@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,18 +18,48 @@ AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 TOKEN_EXT = ".dsatok"
 
 
+def positive_int(s: str) -> int:
+    """argparse type: an integer >= 1 (so a bad value is a usage error, not a traceback)."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{s}'") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def finite_float(s: str) -> float:
+    """argparse type: a finite number."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{s}'") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {s}")
+    return v
+
+
+def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
+    """``--steps --cfg --voice-cfg --content-cfg``: per call (default: the model's), or with
+    ``stored`` the defaults an export writes into the model."""
+    d = (16, 2.0, 0.0, 0.0) if stored else (None,) * 4
+    tail = " stored with the model" if stored else " (default: the model's)"
+    p.add_argument("--steps", type=positive_int, default=d[0], help="ODE steps" + tail)
+    p.add_argument("--cfg", type=finite_float, default=d[1], help="classifier-free guidance scale" + tail)
+    p.add_argument("--voice-cfg", type=finite_float, default=d[2],
+                   help="extra guidance towards the acoustic tokens' voice, 0: off" + tail)
+    p.add_argument("--content-cfg", type=finite_float, default=d[3],
+                   help="extra guidance towards the semantic tokens' content, 0: off" + tail)
+
+
 def _common(p: argparse.ArgumentParser, decode: bool = True) -> None:
     p.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--vocoder", default=None,
                    help="override the model's vocoder: a Vocos directory, 'griffinlim' or 'griffinlim:N' (N iterations)")
     if decode:
-        p.add_argument("--steps", type=int, default=None, help="ODE steps (default: the model's)")
-        p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-        p.add_argument("--voice-cfg", type=float, default=None,
-                       help="extra guidance towards the acoustic tokens' voice (default: the model's; 0: off)")
-        p.add_argument("--content-cfg", type=float, default=None,
-                       help="extra guidance towards the semantic tokens' content (default: the model's; 0: off)")
+        add_decode_args(p)
         p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -67,10 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="model directory to write")
     p.add_argument("--vocoder", default="griffinlim",
                    help="vocoder export directory, 'griffinlim' or 'griffinlim:N' (N iterations, default 32)")
-    p.add_argument("--steps", type=int, default=16, help="default ODE steps stored with the model")
-    p.add_argument("--cfg", type=float, default=2.0, help="default CFG scale stored with the model")
-    p.add_argument("--voice-cfg", type=float, default=0.0, help="default voice guidance stored with the model")
-    p.add_argument("--content-cfg", type=float, default=0.0, help="default content guidance stored with the model")
+    add_decode_args(p, stored=True)
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint"])
     p.add_argument("--gl-iterations", type=int, default=None,
                    help="Griffin-Lim iterations of the written vocoder when it uses them (phase 'griffinlim' "
@@ -81,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="audio files or directories")
     p.add_argument("-o", "--out", required=True, help="output directory (one WAV per input)")
     p.add_argument("--model", required=True, help="enhancer directory")
-    p.add_argument("--steps", type=int, default=16, help="ODE steps")
+    p.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
     p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
     p.add_argument("--start", type=float, default=0.0, help="warm start from the noisy latent at this flow time (0..1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..files import atomic_write_text
+from .codec import _decode_kw, add_decode_args, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--model", default=None, help="model directory (default: the bundled model)")
         s.add_argument("--corpus", required=True)
         s.add_argument("--limit", type=int, default=0, help="first N utterances / pairs (0: all)")
-        s.add_argument("--steps", type=int, default=None)
-        s.add_argument("--cfg", type=float, default=None)
-        s.add_argument("--voice-cfg", type=float, default=None, help="voice guidance (default: the model's)")
-        s.add_argument("--content-cfg", type=float, default=None, help="content guidance (default: the model's)")
+        add_decode_args(s)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device", default="cpu")
         s.add_argument("--vocoder", default=None,
@@ -56,10 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
     s.add_argument("--recomb-limit", type=int, default=0, help="first N recombination pairs (0: all)")
-    s.add_argument("--steps", type=int, default=None)
-    s.add_argument("--cfg", type=float, default=None)
-    s.add_argument("--voice-cfg", type=float, default=None, help="voice guidance (default: each model's)")
-    s.add_argument("--content-cfg", type=float, default=None, help="content guidance (default: each model's)")
+    add_decode_args(s)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--vocoder", default=None,
                    help="one vocoder for every model (directory, 'griffinlim' or 'griffinlim:N')")
@@ -111,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--model", required=True, help="an enhancer directory (dsatok train enhance)")
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
-    s.add_argument("--steps", type=int, default=16, help="ODE steps")
+    s.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
     s.add_argument("--seed", type=int, default=0)
     _evaluator_args(s)
     s.set_defaults(func=_enhance)
@@ -299,11 +294,6 @@ def _linear_probe(a: argparse.Namespace) -> int:
     return 0
 
 
-def _decode_kw(a: argparse.Namespace) -> dict:
-    return {"steps": a.steps, "cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "content_cfg": a.content_cfg,
-            "seed": a.seed}
-
-
 def _guidance(a: argparse.Namespace, o) -> dict:
     """The guidance scales an evaluation ran with (its flags, else the model's defaults ``o``)."""
     return {"cfg": o.cfg_scale if a.cfg is None else a.cfg,
@@ -319,7 +309,7 @@ def _ablation(a: argparse.Namespace) -> int:
     specs = _named_dirs(a.models)
     models = {n: DSATokenizer.from_pretrained(d, vocoder=a.vocoder) for n, d in specs.items()}
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    kw = _decode_kw(a)
+    kw = _decode_kw(a)  # the decode flags, as the codec commands pass them
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rep = evaluate_ablation(models, a.corpus, ev, limit=a.limit, recomb_limit=a.recomb_limit, decode_kw=kw,
@@ -347,7 +337,7 @@ def _table(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = DSATokenizer.from_pretrained(a.model, device=a.device, vocoder=a.vocoder)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    kw = _decode_kw(a)
+    kw = _decode_kw(a)  # the decode flags, as the codec commands pass them
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     fn = evaluate_reconstruction if a.kind == "recon" else evaluate_recombination
