@@ -13,3 +13,15 @@ def test_bench_codec_measures_every_case_on_the_bundled_model(tmp_path):
     for r in rep["rows"].values():
         assert r["rtf"] > 0 and r["audio_seconds"] == 2.0 and r["peak_rss_mib"] >= r["rss_before_mib"] > 0
     assert rep["rows"]["vocoder"]["rtf_vs_vocoder"] == 1.0
+
+
+def test_bench_codec_passes_the_guidance_to_decode(tmp_path):
+    import pytest
+
+    from dsatok.eval.bench import run_case
+
+    wav = long_audio(None, 1.0, tmp_path / "x.wav")
+    with pytest.raises(RuntimeError, match="voice_cfg must be a finite number"):  # it reached decode_mel
+        run_case("decode", str(default_model_dir()), str(wav), 1, 1, guidance={"voice_cfg": float("nan")})
+    r = run_case("decode", str(default_model_dir()), str(wav), 1, 1, guidance={"voice_cfg": 1.0, "content_cfg": 1.0})
+    assert r["rtf"] > 0

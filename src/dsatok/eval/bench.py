@@ -76,9 +76,9 @@ elif a["case"] == "encode":
 elif a["case"] == "decode":
     tok = m.encode(x)
     restart()
-    m.decode(tok, steps=a["steps"])
+    m.decode(tok, steps=a["steps"], **a.get("guidance", {}))
 elif a["case"] == "reconstruct":
-    m.reconstruct(x, steps=a["steps"])
+    m.reconstruct(x, steps=a["steps"], **a.get("guidance", {}))
 """ + _TAIL
 
 _DASHENG_CASE = _HEAD + r"""
@@ -104,9 +104,11 @@ with torch.no_grad():
 
 
 def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2, vocoder: str | None = None,
-             script: str = _CASE) -> dict[str, Any]:
-    """One measurement in a subprocess; returns its JSON line."""
-    arg = json.dumps({"case": case, "model": model, "wav": wav, "steps": steps, "threads": threads, "vocoder": vocoder})
+             script: str = _CASE, guidance: dict[str, float] | None = None) -> dict[str, Any]:
+    """One measurement in a subprocess; returns its JSON line. ``guidance``: decode keyword
+    arguments (``cfg_scale``, ``voice_cfg``, ``content_cfg``) for the decode cases."""
+    arg = json.dumps({"case": case, "model": model, "wav": wav, "steps": steps, "threads": threads, "vocoder": vocoder,
+                      "guidance": guidance or {}})
     p = subprocess.run([sys.executable, "-c", script, arg], capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"bench case {case} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
@@ -114,18 +116,21 @@ def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2,
 
 
 def bench_codec(model: str, wav: str, steps: list[int], threads: int = 2, vocoder: str | None = None,
-                log=print) -> dict[str, Any]:
-    """Mel front end and vocoder (references), encode, and decode at each of ``steps``."""
+                log=print, guidance: dict[str, float] | None = None) -> dict[str, Any]:
+    """Mel front end and vocoder (references), encode, and decode at each of ``steps`` (with the
+    model's guidance, or the scales in ``guidance``: each extra guidance term is one more decoder
+    pass per step)."""
     rows: dict[str, Any] = {}
     t0 = time.perf_counter()
     for case, st in [("mel", 0), ("vocoder", 0), ("encode", 0)] + [("decode", s) for s in steps]:
         name = f"{case}@{st}" if case == "decode" else case
-        rows[name] = run_case(case, model, wav, st or 16, threads, vocoder)
+        rows[name] = run_case(case, model, wav, st or 16, threads, vocoder, guidance=guidance)
         log(f"{name}: RTF {rows[name]['rtf']:.4f}  peak {rows[name]['peak_rss_mib']:.0f} MiB")
     ref = rows["vocoder"]["rtf"]
     for r in rows.values():
         r["rtf_vs_vocoder"] = r["rtf"] / ref if ref > 0 else float("nan")
-    return {"model": model, "wav": wav, "threads": threads, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    return {"model": model, "wav": wav, "threads": threads, "guidance": guidance or "model defaults", "rows": rows,
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def bench_dasheng(model: str, wav: str, threads: int = 2, enhancer: str | None = None, steps: int = 16,
