@@ -12,6 +12,7 @@ the package: on the bundled model it did not help (model card, "Per-stream guida
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def recombine(m: DSATokenizer, s: np.ndarray, a: np.ndarray, weight: float, seed
     k = len(parts)
     x = torch.randn(1, dec.cfg.mel.n_mels, t_mel, generator=torch.Generator().manual_seed(seed))
     grid = sway_schedule(o.steps, o.sway, torch.device("cpu")).tolist()
-    for t0, t1 in zip(grid[:-1], grid[1:]):
+    for t0, t1 in itertools.pairwise(grid):
         v = dec.velocity(torch.cat([x] * k), torch.full((k,), t0), batch).chunk(k)
         f = v[0] + o.cfg_scale * (v[0] - v[1]) + (weight * (v[0] - v[2]) if weight else 0)
         x = x + (t1 - t0) * f
