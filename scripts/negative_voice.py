@@ -13,7 +13,6 @@ the package: on the bundled model it did not help (model card, "Per-stream guida
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from dsatok.audio import load
 from dsatok.eval.speaker import cosine, load_speaker_encoder
-from dsatok.models.flow_decoder import DecoderContext, sway_schedule
+from dsatok.models.flow_decoder import DecoderContext, sample
 from dsatok.tokenizer import DSATokenizer
 
 
@@ -44,19 +43,10 @@ def recombine(m: DSATokenizer, s: np.ndarray, a: np.ndarray, weight: float, seed
     ac[0, :, : ac_a.shape[-1]], ac[1, :, : ac_s.shape[-1]] = ac_a, ac_s
     both = dec.prepare(torch.stack([sem, sem]), torch.tensor([t_mel, t_mel]), t_mel, m.acoustic.embed(ac),
                        torch.tensor([ac_a.shape[-1], ac_s.shape[-1]]))  # one call pads the two contexts alike
-    full = _row(both, 0)
-    parts = [full, dec.unconditional(full)] + ([_row(both, 1)] if weight else [])
-    batch = parts[0]
-    for c in parts[1:]:
-        batch = batch.cat(c)
-    k = len(parts)
-    x = torch.randn(1, dec.cfg.mel.n_mels, t_mel, generator=torch.Generator().manual_seed(seed))
-    grid = sway_schedule(o.steps, o.sway, torch.device("cpu")).tolist()
-    for t0, t1 in itertools.pairwise(grid):
-        v = dec.velocity(torch.cat([x] * k), torch.full((k,), t0), batch).chunk(k)
-        f = v[0] + o.cfg_scale * (v[0] - v[1]) + (weight * (v[0] - v[2]) if weight else 0)
-        x = x + (t1 - t0) * f
-    return m.vocode(dec.denormalize(x)[0]).cpu().numpy()[: s.shape[0]]
+    neg = [(weight, _row(both, 1))] if weight else []
+    mel = sample(dec, _row(both, 0), t_mel, steps=o.steps, cfg_scale=o.cfg_scale, solver=o.solver, sway=o.sway,
+                 generator=torch.Generator().manual_seed(seed), extra_guides=neg)[0]
+    return m.vocode(mel).cpu().numpy()[: s.shape[0]]
 
 
 def main() -> None:

@@ -97,6 +97,15 @@ def test_guidance_is_the_documented_combination_of_four_fields():
         got = sample(dec, ctx, 64, steps=1, cfg_scale=w, voice_cfg=wv, content_cfg=wc, sway=None,
                      generator=torch.Generator().manual_seed(5))
         assert torch.allclose(got, want, atol=1e-4), (w, wv, wc)
+    other = dec.prepare(torch.randint(0, 1000, (2, 16)), torch.tensor([64, 50]), 64, qa, la)  # another context
+    vo = dec.velocity(x0, t, other)
+    want = dec.denormalize(x0 + vc + (vc - vu) + 0.5 * (vc - vo))
+    want[1, :, 50:] = floor
+    got = sample(dec, ctx, 64, steps=1, cfg_scale=1.0, extra_guides=[(0.5, other)], sway=None,
+                 generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(got, want, atol=1e-4)
+    with pytest.raises(ValueError, match="extra guide weight must be a finite number"):
+        sample(dec, ctx, 64, steps=1, extra_guides=[(float("inf"), other)])
 
 
 def test_save_load_strict(tmp_path):

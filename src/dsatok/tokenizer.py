@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -365,9 +364,6 @@ class DSATokenizer(nn.Module):
                           solver=solver or d.solver, sway=d.sway if sway == "default" else sway,  # type: ignore[arg-type]
                           voice_cfg=d.voice_cfg if voice_cfg is None else float(voice_cfg),
                           content_cfg=d.content_cfg if content_cfg is None else float(content_cfg))
-        for name in ("cfg_scale", "voice_cfg", "content_cfg"):
-            if not math.isfinite(getattr(o, name)):
-                raise ValueError(f"{name} must be a finite number, got {getattr(o, name)}")
         gen = torch.Generator().manual_seed(int(seed))
         mels = []
         for t in tokens.split():

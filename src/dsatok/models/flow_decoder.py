@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -210,7 +211,8 @@ def sway_schedule(steps: int, coef: float | None, device: torch.device) -> torch
 @torch.no_grad()
 def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int = 32, cfg_scale: float = 2.0,
            voice_cfg: float = 0.0, content_cfg: float = 0.0, solver: Literal["euler", "midpoint"] = "euler",
-           sway: float | None = -1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+           sway: float | None = -1.0, generator: torch.Generator | None = None,
+           extra_guides: Sequence[tuple[float, DecoderContext]] = ()) -> torch.Tensor:
     """Integrate the flow from noise to mel: returns log-mel ``[B, n_mels, T_mel]`` (padded frames at the floor).
 
     Guidance ``v = v_c + w (v_c - v_u) + w_v (v_c - v_s) + w_c (v_c - v_a)``: ``w = cfg_scale`` is
@@ -218,19 +220,24 @@ def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int 
     ``w_v = voice_cfg`` guides against the semantic-only field ``v_s`` (acoustic context dropped),
     pushing the output towards what the acoustic tokens add (the voice); ``w_c = content_cfg``
     guides against the acoustic-only field ``v_a`` (semantic features dropped), pushing it towards
-    what the semantic tokens add (the content). Each non-zero extra term costs one more field
-    evaluation per step; all are evaluated in one batched forward, and the cross-attention
-    keys/values in ``ctx`` are reused at every step.
+    what the semantic tokens add (the content). ``extra_guides`` adds ``w_i (v_c - v_i)`` for other
+    contexts of the same shapes (e.g. another voice, to steer away from). Each non-zero extra term
+    costs one more field evaluation per step; all are evaluated in one batched forward, and the
+    cross-attention keys/values in ``ctx`` are reused at every step.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    for name, w in (("cfg_scale", cfg_scale), ("voice_cfg", voice_cfg), ("content_cfg", content_cfg),
+                    *(("extra guide weight", w) for w, _ in extra_guides)):
+        if not math.isfinite(w):
+            raise ValueError(f"{name} must be a finite number, got {w}")
     b = ctx.sem.shape[0]
     n = decoder.cfg.mel.n_mels
     dev = ctx.sem.device
     x = torch.randn(b, n, t_mel, generator=generator, device="cpu").to(dev)
     guides = [(w, c) for w, c in ((cfg_scale, decoder.unconditional(ctx)),
                                   (voice_cfg, decoder.dropped(ctx, acoustic=True)),
-                                  (content_cfg, decoder.dropped(ctx, semantic=True))) if w != 0]
+                                  (content_cfg, decoder.dropped(ctx, semantic=True)), *extra_guides) if w != 0]
     batch = ctx
     for _, c in guides:
         batch = batch.cat(c)
