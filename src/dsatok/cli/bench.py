@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..files import atomic_write_text
-from .codec import finite_float
+from .codec import add_guidance_args, guidance_kw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,9 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", default="32,8,4", help="decode steps to measure (comma list)")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--vocoder", default=None)
-    s.add_argument("--cfg", type=finite_float, default=None, help="CFG scale (default: the model's)")
-    s.add_argument("--voice-cfg", type=finite_float, default=None, help="voice guidance (default: the model's)")
-    s.add_argument("--content-cfg", type=finite_float, default=None, help="content guidance (default: the model's)")
+    add_guidance_args(s)
     s.add_argument("-o", "--out", default=None, help="write the JSON report here")
     s.set_defaults(func=_codec)
 
@@ -49,10 +47,8 @@ def _codec(a: argparse.Namespace) -> int:
     model = a.model or str(default_model_dir())
     with tempfile.TemporaryDirectory() as td:
         wav = a.input or str(long_audio(a.corpus, a.seconds, Path(td) / "long.wav"))
-        guidance = {k: v for k, v in (("cfg_scale", a.cfg), ("voice_cfg", a.voice_cfg), ("content_cfg", a.content_cfg))
-                    if v is not None}
         rep = bench_codec(model, wav, [int(s) for s in a.steps.split(",") if s], a.threads, a.vocoder,
-                          guidance=guidance or None)
+                          guidance=guidance_kw(a))
     text = json.dumps(rep, indent=1)
     if a.out:
         atomic_write_text(a.out, text + "\n")

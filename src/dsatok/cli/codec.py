@@ -41,15 +41,21 @@ def finite_float(s: str) -> float:
 
 
 def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
-    """``--steps --cfg --voice-cfg --content-cfg``: per call (default: the model's), or with
-    ``stored`` the defaults an export writes into the model."""
-    d = (16, 2.0, 0.0, 0.0) if stored else (None,) * 4
+    """``--steps`` and the guidance flags: per call (default: the model's), or with ``stored`` the
+    defaults an export writes into the model."""
     tail = " stored with the model" if stored else " (default: the model's)"
-    p.add_argument("--steps", type=positive_int, default=d[0], help="ODE steps" + tail)
-    p.add_argument("--cfg", type=finite_float, default=d[1], help="classifier-free guidance scale" + tail)
-    p.add_argument("--voice-cfg", type=finite_float, default=d[2],
+    p.add_argument("--steps", type=positive_int, default=16 if stored else None, help="ODE steps" + tail)
+    add_guidance_args(p, stored)
+
+
+def add_guidance_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
+    """``--cfg --voice-cfg --content-cfg`` (see :func:`add_decode_args`)."""
+    d = (2.0, 0.0, 0.0) if stored else (None,) * 3
+    tail = " stored with the model" if stored else " (default: the model's)"
+    p.add_argument("--cfg", type=finite_float, default=d[0], help="classifier-free guidance scale" + tail)
+    p.add_argument("--voice-cfg", type=finite_float, default=d[1],
                    help="extra guidance towards the acoustic tokens' voice, 0: off" + tail)
-    p.add_argument("--content-cfg", type=finite_float, default=d[3],
+    p.add_argument("--content-cfg", type=finite_float, default=d[2],
                    help="extra guidance towards the semantic tokens' content, 0: off" + tail)
 
 
@@ -128,9 +134,13 @@ def load_model(a: argparse.Namespace):
     return DSATokenizer.from_pretrained(a.model, device=a.device, vocoder=a.vocoder)
 
 
+def guidance_kw(a: argparse.Namespace) -> dict:
+    """The guidance flags as ``decode`` keyword arguments (None: the model's default)."""
+    return {"cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "content_cfg": a.content_cfg}
+
+
 def _decode_kw(a: argparse.Namespace) -> dict:
-    return {"steps": a.steps, "cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "content_cfg": a.content_cfg,
-            "seed": a.seed}
+    return {"steps": a.steps, **guidance_kw(a), "seed": a.seed}
 
 
 def expand(inputs: Iterable[str], exts: tuple[str, ...]) -> list[Path]:

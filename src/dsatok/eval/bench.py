@@ -106,7 +106,7 @@ with torch.no_grad():
 def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2, vocoder: str | None = None,
              script: str = _CASE, guidance: dict[str, float] | None = None) -> dict[str, Any]:
     """One measurement in a subprocess; returns its JSON line. ``guidance``: decode keyword
-    arguments (``cfg_scale``, ``voice_cfg``, ``content_cfg``) for the decode cases."""
+    arguments (``cfg_scale``, ``voice_cfg``, ``content_cfg``; None: the model's) for the decode cases."""
     arg = json.dumps({"case": case, "model": model, "wav": wav, "steps": steps, "threads": threads, "vocoder": vocoder,
                       "guidance": guidance or {}})
     p = subprocess.run([sys.executable, "-c", script, arg], capture_output=True, text=True)
@@ -118,8 +118,8 @@ def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2,
 def bench_codec(model: str, wav: str, steps: list[int], threads: int = 2, vocoder: str | None = None,
                 log=print, guidance: dict[str, float] | None = None) -> dict[str, Any]:
     """Mel front end and vocoder (references), encode, and decode at each of ``steps`` (with the
-    model's guidance, or the scales in ``guidance``: each extra guidance term is one more decoder
-    pass per step)."""
+    scales in ``guidance``, the model's where absent or None: each extra guidance term is one more
+    decoder pass per step)."""
     rows: dict[str, Any] = {}
     t0 = time.perf_counter()
     for case, st in [("mel", 0), ("vocoder", 0), ("encode", 0)] + [("decode", s) for s in steps]:
@@ -129,7 +129,7 @@ def bench_codec(model: str, wav: str, steps: list[int], threads: int = 2, vocode
     ref = rows["vocoder"]["rtf"]
     for r in rows.values():
         r["rtf_vs_vocoder"] = r["rtf"] / ref if ref > 0 else float("nan")
-    return {"model": model, "wav": wav, "threads": threads, "guidance": guidance or "model defaults", "rows": rows,
+    return {"model": model, "wav": wav, "threads": threads, "guidance": guidance or {}, "rows": rows,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
