@@ -67,7 +67,7 @@ class VocoderConfig:
 
     def __post_init__(self) -> None:
         if self.phase not in _PHASE_MODES:
-            raise ConfigError(f"vocoder.phase must be 'direct', 'integrated', 'griffinlim' or 'refine', got {self.phase!r}")
+            raise ConfigError(f"vocoder.phase must be one of {', '.join(map(repr, _PHASE_MODES))}, got {self.phase!r}")
         if _PHASE_MODES[self.phase].uses_griffin_lim and self.n_fft != self.mel.n_fft:
             raise ConfigError(f"vocoder.phase={self.phase!r} needs n_fft = mel.n_fft (its magnitudes are the "
                               "mel's STFT bins)")

@@ -52,8 +52,7 @@ class EMA:
         """Load the averaged weights into ``model``'s trainable parameters (cast to their dtypes);
         its frozen parameters and buffers stay as they are."""
         sd = model.state_dict()
-        trainable = _trainable(model)
-        model.load_state_dict({k: (self.shadow[k].to(v.dtype) if k in trainable else v) for k, v in sd.items()},
+        model.load_state_dict({k: (self.shadow[k].to(v.dtype) if k in self.trainable else v) for k, v in sd.items()},
                               strict=True)
 
 
