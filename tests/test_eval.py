@@ -146,3 +146,27 @@ def test_summary_row_counts_intelligible_items_and_keeps_each_transcript():
     assert items[2]["asr"]["hyp"] == hyps[2] and "asr" not in row
     with pytest.raises(ValueError, match="2 items but 3 transcripts"):
         summary_row("m", items[:2], refs, hyps)
+
+
+def test_eval_recon_split_flag_reconstructs_that_split(tiny_corpus, tmp_path, monkeypatch):
+    """`dsatok eval recon --split train` scores the train utterances (seen voices), and says so."""
+    from stub_evaluators import LoudnessAsr, SpectrumSpeaker
+    from test_tokenizer import tiny_model
+
+    import dsatok.eval.tables as T
+    from dsatok.cli.main import main
+    from dsatok.data.manifests import load_cuts
+    from dsatok.tokenizer import DSATokenizer
+
+    monkeypatch.setattr(DSATokenizer, "from_pretrained", classmethod(lambda cls, *a, **k: tiny_model(0)))
+    monkeypatch.setattr(T, "load_evaluators", lambda *a, **k: T.Evaluators(LoudnessAsr(), SpectrumSpeaker(), []))
+    ids = {}
+    for split in ("train", "test"):
+        out = tmp_path / split
+        assert main(["eval", "recon", "--corpus", str(tiny_corpus), "--split", split, "--limit", "2", "--steps", "2",
+                     "--mos", "", "-o", str(out), "--quiet"]) == 0
+        rep = json.loads((out / "report.json").read_text())
+        assert rep["settings"]["split"] == split and f"{split}, steps 2" in (out / "report.md").read_text()
+        ids[split] = [it["id"] for it in rep["per_utterance"]["model"]]
+        assert ids[split] == [c.id for c in load_cuts(tiny_corpus, split)][:2]
+    assert not set(ids["train"]) & set(ids["test"])

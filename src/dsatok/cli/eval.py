@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--model", default=None, help="model directory (default: the bundled model)")
         s.add_argument("--corpus", required=True)
         s.add_argument("--limit", type=int, default=0, help="first N utterances / pairs (0: all)")
+        if kind == "recon":
+            s.add_argument("--split", default="test", choices=("train", "dev", "test"),
+                           help="corpus split to reconstruct (default test: unseen voices); train tells "
+                                "under-fitting (seen data fails too) from poor generalisation")
         add_decode_args(s)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device", default="cpu")
@@ -341,15 +345,16 @@ def _table(a: argparse.Namespace) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     fn = evaluate_reconstruction if a.kind == "recon" else evaluate_recombination
-    rep = fn(model, a.corpus, ev, limit=a.limit, decode_kw=kw, progress=not a.quiet, plot_dir=out)
+    split_kw = {"split": a.split} if a.kind == "recon" else {}
+    rep = fn(model, a.corpus, ev, limit=a.limit, decode_kw=kw, progress=not a.quiet, plot_dir=out, **split_kw)
     o = model.decode_options
     rep["settings"] = {"model": str(a.model or default_model_dir()), "fingerprint": model.fingerprint,
-                       "corpus": str(a.corpus), "steps": a.steps or o.steps, **_guidance(a, o),
+                       "corpus": str(a.corpus), "split": a.split if a.kind == "recon" else "test", "steps": a.steps or o.steps, **_guidance(a, o),
                        "solver": o.solver, "sway": o.sway, "seed": a.seed, "vocoder": type(model.vocoder).__name__,
                        "bitrate_bps": round(model.bitrate, 1), "evaluators": ev.names(), "limit": a.limit}
     rep["command_seconds"] = round(time.perf_counter() - t0, 1)
     title = "Reconstruction" if a.kind == "recon" else "Recombination"
-    md = markdown_table(rep["table"], f"{title} ({a.corpus}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
+    md = markdown_table(rep["table"], f"{title} ({a.corpus} {rep['settings']['split']}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
     md += "\nSettings: `" + json.dumps(rep["settings"]) + "`\n"
     atomic_write_text(out / "report.md", md)
     _write(rep, str(out / "report.json"), echo=False)
