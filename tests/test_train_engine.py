@@ -203,3 +203,35 @@ def test_ema_averages_trainable_weights_only():
     assert torch.equal(sd["1.running_mean"], live["1.running_mean"])
     w = sd["2.weight"]
     assert not torch.equal(w, live["2.weight"]) and (w - live["2.weight"]).abs().max() < 1.0
+
+
+def test_dev_evaluation_is_seeded_and_leaves_the_training_rng(tiny_corpus, tmp_path):
+    """A stochastic dev loss (random noise, like the flow loss's t and x0) is the same at every
+    evaluation of the same weights, and evaluating does not move the training RNG."""
+    import torch
+    import tiny_task
+
+    from dsatok.train.config import TrainConfig, load_config
+    from dsatok.train.data import corpus_batches
+    from dsatok.train.engine import Trainer
+
+    class NoisyEval(tiny_task.TinyMelTask):
+        def eval_step(self, model, batch):
+            return {"loss": float(self._loss(model, batch, True))}
+
+    cfg = load_config(TrainConfig, overrides=[f"run_dir={tmp_path / 'r'}", "max_steps=2", "eval_batches=2",
+                                              f"data.corpus={tiny_corpus}", "data.num_workers=0", "data.max_frames=2500",
+                                              "data.max_duration=10", "data.num_buckets=2"])
+    batches, dev = corpus_batches(cfg.data, seed=cfg.seed)
+    tr = Trainer(NoisyEval(), cfg, batches, dev, progress=False, log=lambda *a: None)
+    torch.manual_seed(123)
+    first = tr.evaluate()
+    after_eval = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(3), after_eval)  # the training RNG continues as if no evaluation ran
+    torch.manual_seed(456)
+    assert tr.evaluate() == first and first["loss"] > 0
+    unseeded = NoisyEval()
+    model = tr._weights_for_export().eval()
+    b = next(iter(dev()))
+    assert unseeded.eval_step(model, b) != unseeded.eval_step(model, b)  # the loss itself is random

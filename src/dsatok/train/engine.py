@@ -54,6 +54,9 @@ class Task(Protocol):
         ...
 
 
+DEV_SEED_OFFSET = 7919  # dev evaluation seed = train seed + this (any fixed value apart from the train seed)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -193,10 +196,15 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Average dev metrics over ``eval_batches`` batches (EMA weights when EMA is on)."""
+        """Average dev metrics over ``eval_batches`` batches (EMA weights when EMA is on).
+
+        The dev pass runs from a fixed seed (the flow time, noise, recombination mode and masks a
+        stochastic loss draws are the same at every evaluation), so dev metrics of two steps differ
+        only by the weights; the training RNG state is restored afterwards."""
         if self.dev_batches is None:
             return {}
         saved = rng_state()
+        seed_everything(self.cfg.seed + DEV_SEED_OFFSET)
         model = self._weights_for_export()
         was_training = model.training
         model.eval()
