@@ -21,11 +21,13 @@ corpus = sys.argv[3]
 n_test = int(sys.argv[4]) if len(sys.argv) > 4 else 20
 tok = DSATokenizer.from_pretrained()
 fe = MelFrontend(tok.decoder.cfg.mel)
-MEAN, STD = -5.0, 2.5
+STD = tok.decoder.cfg.mel_std  # mel L1 back in log-mel units
+
 
 def mel_of(w):
+    """Normalised log-mel ``[n_mels, T]``, scaled as the flow decoder scales its mel."""
     with torch.no_grad():
-        return (fe(torch.from_numpy(w)[None])[0][0] - MEAN) / STD  # [100, T]
+        return tok.decoder.normalize(fe(torch.from_numpy(w)[None])[0][0])
 
 tr = PackedSplit(pack, "train")
 data = []
@@ -84,7 +86,7 @@ for c in list(load_cuts(corpus, "test"))[:n_test]:
     with torch.no_grad():
         p = net(s[None, :T], voice(m)[None])[0]
     l1.append(float((p - m[:, : 4 * T]).abs().mean() * STD))
-    y = tok.vocode(p * STD + MEAN).numpy()
+    y = tok.vocode(tok.decoder.denormalize(p)).numpy()
     refs.append(c.supervisions[0].text); hyps.append(ev.asr.transcribe(y))
     print(c.id, round(wer([refs[-1]], [hyps[-1]]), 3), "|", hyps[-1][:80], flush=True)
 print(json.dumps({"steps": step, "seconds": budget, "test_wer": wer(refs, hyps), "test_mel_l1_logmel": float(np.mean(l1)),

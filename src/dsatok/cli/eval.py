@@ -345,11 +345,12 @@ def _table(a: argparse.Namespace) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     fn = evaluate_reconstruction if a.kind == "recon" else evaluate_recombination
-    split_kw = {"split": a.split} if a.kind == "recon" else {}
-    rep = fn(model, a.corpus, ev, limit=a.limit, decode_kw=kw, progress=not a.quiet, plot_dir=out, **split_kw)
+    split = a.split if a.kind == "recon" else "test"  # recombination pairs are the corpus's test pairs
+    rep = fn(model, a.corpus, ev, limit=a.limit, decode_kw=kw, progress=not a.quiet, plot_dir=out,
+             **({"split": split} if a.kind == "recon" else {}))
     o = model.decode_options
     rep["settings"] = {"model": str(a.model or default_model_dir()), "fingerprint": model.fingerprint,
-                       "corpus": str(a.corpus), "split": a.split if a.kind == "recon" else "test", "steps": a.steps or o.steps, **_guidance(a, o),
+                       "corpus": str(a.corpus), "split": split, "steps": a.steps or o.steps, **_guidance(a, o),
                        "solver": o.solver, "sway": o.sway, "seed": a.seed, "vocoder": type(model.vocoder).__name__,
                        "bitrate_bps": round(model.bitrate, 1), "evaluators": ev.names(), "limit": a.limit}
     rep["command_seconds"] = round(time.perf_counter() - t0, 1)
