@@ -39,6 +39,35 @@ def test_flow_matching_enhancer_moves_latents_towards_the_clean_ones():
     assert after < 0.1 * before, (before, after)  # the input is ≈ 2.0 away
 
 
+def test_noisy_prior_enhancer_starts_at_the_noisy_latent_and_learns_the_correction():
+    """``prior="noisy"``: untrained (zero output layer) it returns the noisy latent plus σ·ε; after
+    training on the toy degradation it lands near the clean latent, closer than the noisy one."""
+    torch.manual_seed(0)
+    cfg = EnhancerConfig(latent_dim=8, dim=64, depth=2, heads=4, ff_mult=2, prior="noisy", prior_sigma=0.1)
+    enh = LatentEnhancer(cfg)
+    enh.set_stats(torch.full((8,), 1.0), torch.full((8,), 2.0))  # prior noise is σ in standardised units
+    clean, noisy = _toy_pair(torch.Generator().manual_seed(123))
+    untrained = enh.enhance(noisy, steps=4, seed=0)
+    assert float((untrained - noisy).abs().max()) < 6 * 0.1 * 2.0  # σ·ε, de-standardised
+    assert float((untrained - noisy).abs().mean()) > 0.01  # and the noise is there
+    opt = torch.optim.Adam(enh.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        c, n = _toy_pair(g)
+        loss = enh.loss(c, n, torch.full((16,), 12))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = enh.enhance(noisy, steps=16, seed=0)
+    before = float(((noisy - clean) ** 2).mean())
+    after = float(((out - clean) ** 2).mean())
+    assert after < 0.1 * before, (before, after)
+    with pytest.raises(Exception, match="prior"):
+        EnhancerConfig(prior="uniform")
+    with pytest.raises(Exception, match="prior_sigma"):
+        EnhancerConfig(prior_sigma=-1.0)
+
+
 def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
     torch.manual_seed(0)
     enh = LatentEnhancer(EnhancerConfig(latent_dim=8, dim=32, depth=1, heads=2, ff_mult=2)).eval()
@@ -152,6 +181,30 @@ def test_enhancement_report_scores_outputs_against_the_clean_speech(tiny_corpus,
     assert 0 < rows["noisy_input"]["stoi"] < 1 and rows["noisy_input"]["mel_l1"] > 0
     assert rows["enhanced"]["mel_l1"] != rows["noisy_input"]["mel_l1"] and rows["enhanced"]["rtf"] > 0
     assert [g["group"] for g in rep["groups"]] == ["snr=0", "noise=brown", "noise=pink", "noise=white"]
+    # other SNRs (the issue's -5...15 dB range) cycle over the utterances after the noise kinds
+    items = enhancement_items(cuts, seed=0, noises=("white",), snrs=(-5.0, 15.0))
+    assert [i[4] for i in items] == [-5.0, 15.0, -5.0]
+    for _, x, noisy, _, snr in items:
+        n = noisy.astype(np.float64) - x
+        assert abs(10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(n**2)) - snr) < 0.1
+    rep = evaluate_enhancement(se, tiny_corpus, Evaluators(LoudnessAsr(), SpectrumSpeaker(), []), limit=3, steps=2,
+                               snrs=(-5.0, 15.0), start=0.5, progress=False)
+    assert rep["groups"][0]["group"] == "snr=-5" and rep["start"] == 0.5  # 3 items < 5 noise kinds: one SNR
+    warm = {r["system"]: r for r in rep["table"]}["enhanced"]
+    assert warm["mel_l1"] != rows["enhanced"]["mel_l1"]  # the warm start reaches the sampler
+
+
+def test_bad_enhance_eval_flags_are_usage_errors(tmp_path):
+    import subprocess
+    import sys
+
+    for flags, msg in ((["--snrs", "a,b"], "argument --snrs: expected a comma list of numbers, got 'a,b'"),
+                       (["--snrs", "nan"], "argument --snrs: expected a comma list of finite numbers, got 'nan'"),
+                       (["--start", "1"], "argument --start: must be in [0, 1), got 1.0")):
+        r = subprocess.run([sys.executable, "-m", "dsatok", "eval", "enhance", "--model", str(tmp_path), "--corpus",
+                            str(tmp_path), "-o", str(tmp_path / "r"), *flags], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].endswith(msg), (flags, r.stderr)
+    assert not (tmp_path / "r").exists()
 
 
 def test_enhance_cli_skips_a_bad_file_and_finishes_the_rest(tiny_corpus, tmp_path, capsys):

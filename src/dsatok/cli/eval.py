@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -111,6 +112,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
     s.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
+    s.add_argument("--start", type=_unit_interval, default=0.0,
+                   help="begin the ODE at this flow time from the noisy latent (warm start, 0 <= start < 1)")
+    s.add_argument("--snrs", type=_float_list, default="0,5,10",
+                   help="comma list of SNRs in dB that cycle over the test utterances (default 0,5,10)")
     s.add_argument("--seed", type=int, default=0)
     _evaluator_args(s)
     s.set_defaults(func=_enhance)
@@ -202,6 +207,28 @@ def _vocoder(a: argparse.Namespace) -> int:
     return 0
 
 
+def _float_list(s: str) -> tuple[float, ...]:
+    """argparse type: a non-empty comma list of finite numbers."""
+    try:
+        vals = tuple(float(v) for v in s.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of numbers, got '{s}'") from None
+    if not vals or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected a comma list of finite numbers, got '{s}'")
+    return vals
+
+
+def _unit_interval(s: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{s}'") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {v}")
+    return v
+
+
 def _enhance(a: argparse.Namespace) -> int:
     from ..eval.dasheng import evaluate_enhancement
     from ..eval.tables import load_evaluators, markdown_table
@@ -211,9 +238,11 @@ def _enhance(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     enh = SpeechEnhancer.from_pretrained(a.model)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=a.steps, seed=a.seed, progress=not a.quiet)
+    rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=a.steps, seed=a.seed, start=a.start,
+                               snrs=a.snrs, progress=not a.quiet)
     rep["settings"] = {"model": str(a.model), "fingerprint": model_fingerprint(a.model), "corpus": str(a.corpus),
-                       "steps": a.steps, "seed": a.seed, "evaluators": ev.names(), "limit": a.limit}
+                       "steps": a.steps, "start": a.start, "snrs": list(a.snrs), "prior": enh.enhancer.cfg.prior,
+                       "seed": a.seed, "evaluators": ev.names(), "limit": a.limit}
     md = markdown_table(rep["table"], f"Latent speech enhancement ({a.corpus}, test, {a.steps} steps)")
     md += "\n" + markdown_table(rep["groups"], "Noisy input vs enhanced, per SNR and noise")
     _report(rep, a.out, md, t0)

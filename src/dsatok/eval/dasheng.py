@@ -105,7 +105,8 @@ def enhancement_items(cuts: list[Any], seed: int = 0, noises: tuple[str, ...] = 
 
 @torch.no_grad()
 def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, limit: int = 0, steps: int = 16,
-                         seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                         seed: int = 0, start: float = 0.0, snrs: tuple[float, ...] = ENH_SNRS,
+                         progress: bool = True) -> dict[str, Any]:
     """Rows ``noisy_input``, ``tokenizer_passthrough`` (decode of the noisy latent: what the
     tokenizer alone does to noisy speech), ``enhanced`` and ``clean_resynthesis`` (decode of the
     clean latent: the ceiling the decoder allows); every metric against the clean utterance.
@@ -113,7 +114,7 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
     from tqdm import tqdm
 
     tok = enhancer.tokenizer
-    items = enhancement_items(_test_cuts(corpus, limit), seed)
+    items = enhancement_items(_test_cuts(corpus, limit), seed, snrs=tuple(snrs))
     rows: dict[str, list[dict]] = {k: [] for k in ("noisy_input", "tokenizer_passthrough", "enhanced",
                                                    "clean_resynthesis")}
     hyps: dict[str, list[str]] = {k: [] for k in rows}
@@ -125,7 +126,7 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
         e_clean = ev.speaker.embed(x)
         t0 = time.perf_counter()  # encode + enhance + decode: one encoding serves the passthrough row too
         zn = tok.encode(torch.from_numpy(noisy))
-        enh = enhancer.enhance_latents(zn, steps=steps, seed=seed)[0].numpy()
+        enh = enhancer.enhance_latents(zn, steps=steps, seed=seed, start=start)[0].numpy()
         t_enh += time.perf_counter() - t0
         zc = tok.encode(torch.from_numpy(x))
         outs = {"noisy_input": noisy, "tokenizer_passthrough": tok.decode(zn.unified)[0].numpy(), "enhanced": enh,
@@ -149,4 +150,4 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
                     g[f"{name}_{m}"] = round(float(np.mean(vals)), 4) if vals else None
             groups.append(g)
     return {"table": table, "groups": groups, "per_utterance": rows, "audio_seconds": round(audio_s, 1),
-            "steps": steps, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()}}
+            "steps": steps, "start": start, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()}}

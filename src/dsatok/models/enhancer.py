@@ -7,6 +7,11 @@ unified latent of the **clean** speech; the tokenizer's decoder turns it back in
     z_clean ~ ODE(v_θ(x_t, z_noisy, t))        x_0 ~ N(0, I) → x_1 ≈ normalise(z_clean)
     wav     = tok.decode(denormalise(x_1))
 
+With ``prior="noisy"`` the path starts at the noisy latent instead of pure noise (a flow-matching
+bridge, as in Schrödinger-bridge / FlowSE enhancers): ``x_0 = z_noisy + σ ε``, so the field only
+learns the *correction* from noisy to clean, and an untrained enhancer (zero output layer) returns
+the noisy latent plus ``σ ε`` instead of noise.
+
 Latents are standardised per channel with statistics measured on clean training speech
 (``mean`` / ``std`` buffers, saved with the weights). The velocity network is a stack of
 AdaNorm self-attention blocks (RoPE) over ``concat(x_t, z_noisy)``; the flow-matching path is
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -43,6 +49,9 @@ class EnhancerConfig:
     depth: int = 6
     heads: int = 4
     ff_mult: int = 4
+    #: where the flow starts: "gaussian" (x_0 = ε) or "noisy" (x_0 = standardised noisy latent + prior_sigma·ε)
+    prior: Literal["gaussian", "noisy"] = "gaussian"
+    prior_sigma: float = 0.5
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -50,6 +59,10 @@ class EnhancerConfig:
         for k in ("latent_dim", "dim", "depth", "heads", "ff_mult"):
             if getattr(self, k) <= 0:
                 raise ConfigError(f"enhancer.{k} must be > 0, got {getattr(self, k)}")
+        if self.prior not in ("gaussian", "noisy"):
+            raise ConfigError(f"enhancer.prior must be 'gaussian' or 'noisy', got '{self.prior}'")
+        if not self.prior_sigma >= 0:
+            raise ConfigError(f"enhancer.prior_sigma must be >= 0, got {self.prior_sigma}")
 
 
 ENHANCER_PRESETS: dict[str, dict] = {
@@ -105,6 +118,11 @@ class LatentEnhancer(nn.Module):
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.std + self.mean
 
+    def prior(self, cond: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A start point ``x_0 [B, T, D]`` of the flow for the standardised noisy latent ``cond``."""
+        eps = torch.randn(cond.shape, generator=generator, device=cond.device, dtype=cond.dtype)
+        return cond + self.cfg.prior_sigma * eps if self.cfg.prior == "noisy" else eps
+
     def forward(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x_t`` and ``cond`` already standardised, ``[B, T, D]``; ``t [B]``; ``mask [B, T]`` bool."""
         h = self.inp(torch.cat([x_t, cond], dim=-1))
@@ -119,7 +137,7 @@ class LatentEnhancer(nn.Module):
         """Conditional flow-matching MSE on valid frames; ``clean``/``noisy`` raw latents ``[B, T, D]``."""
         x1, cond = self.normalise(clean), self.normalise(noisy)
         mask = lengths_to_mask(lengths, x1.shape[1])
-        x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = self.prior(cond, generator)
         t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
         v = self(xt, cond, t, mask)
@@ -129,11 +147,12 @@ class LatentEnhancer(nn.Module):
     @torch.no_grad()
     def enhance(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None, *, steps: int = 16,
                 seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
-        """Euler ODE from noise to the clean latent: ``noisy [B, T, D] -> [B, T, D]`` (raw space).
+        """Euler ODE from the prior (:meth:`prior`) to the clean latent: ``noisy [B, T, D] -> [B, T, D]``
+        (raw space).
 
         ``start`` in [0, 1): begin at flow time ``start`` from ``(1 − start)·x_0 + start·noisy``
-        (a warm start from the noisy latent, as in SDEdit) instead of from pure noise; ``steps``
-        Euler steps cover the rest of the path."""
+        (a warm start from the noisy latent, as in SDEdit); ``steps`` Euler steps cover the rest
+        of the path."""
         if steps <= 0:
             raise ValueError(f"steps must be > 0, got {steps}")
         if not 0.0 <= start < 1.0:
@@ -145,8 +164,7 @@ class LatentEnhancer(nn.Module):
         g = None
         if seed is not None:
             g = torch.Generator(device=noisy.device).manual_seed(seed)
-        x = torch.randn(noisy.shape, generator=g, device=noisy.device, dtype=noisy.dtype)
-        x = (1 - start) * x + start * cond
+        x = (1 - start) * self.prior(cond, g) + start * cond
         ts = torch.linspace(start, 1, steps + 1, device=noisy.device)
         for i in range(steps):
             t = ts[i].expand(b)
