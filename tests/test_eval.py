@@ -1,6 +1,7 @@
 """Evaluation building blocks: signal metrics, probes, the Whisper semantic back end."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,7 @@ def test_eval_recon_split_flag_reconstructs_that_split(tiny_corpus, tmp_path, mo
     from dsatok.cli.main import main
     from dsatok.data.manifests import load_cuts
     from dsatok.tokenizer import DSATokenizer
+    import matplotlib.pyplot as plt
 
     monkeypatch.setattr(DSATokenizer, "from_pretrained", classmethod(lambda cls, *a, **k: tiny_model(0)))
     monkeypatch.setattr(T, "load_evaluators", lambda *a, **k: T.Evaluators(LoudnessAsr(), SpectrumSpeaker(), []))
@@ -167,6 +169,50 @@ def test_eval_recon_split_flag_reconstructs_that_split(tiny_corpus, tmp_path, mo
                      "--mos", "", "-o", str(out), "--quiet"]) == 0
         rep = json.loads((out / "report.json").read_text())
         assert rep["settings"]["split"] == split and f"{split}, steps 2" in (out / "report.md").read_text()
+        assert "![metrics](metrics.png)" in (out / "report.md").read_text()
+        assert plt.imread(out / "metrics.png").shape[1] == 4 * 320  # many metrics: four bar charts a row
         ids[split] = [it["id"] for it in rep["per_utterance"]["model"]]
         assert ids[split] == [c.id for c in load_cuts(tiny_corpus, split)][:2]
     assert not set(ids["train"]) & set(ids["test"])
+
+
+def test_bar_plots_chart_each_numeric_metric_once(tmp_path):
+    """One bar chart per metric that has a finite number somewhere; counts, labels, flags and
+    all-missing columns are not metrics."""
+    import matplotlib.pyplot as plt
+
+    from dsatok.eval.plots import plot_bars
+
+    rows = [{"system": "model", "n": 3, "wer": 0.5, "sim": 0.8, "flag": True, "note": "x", "pesq": None},
+            {"system": "true_target", "n": 3, "wer": 0.1, "sim": float("nan"), "stoi": 0.9, "pesq": float("nan")}]
+    out = tmp_path / "m.png"
+    assert plot_bars(rows, out, title="t") == ["wer", "sim", "stoi"]
+    img = plt.imread(out)
+    assert img.shape[1] == 3 * 320 and img.shape[2] in (3, 4)  # three charts side by side
+    assert img[..., :3].std() > 0.05  # bars drawn, not a blank canvas
+    assert plot_bars([{"system": "a", "n": 1}], tmp_path / "none.png") == []
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_eval_ablation_cli_writes_rows_settings_and_bars(tiny_corpus, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from stub_evaluators import LoudnessAsr, SpectrumSpeaker
+    from test_tokenizer import tiny_model
+
+    import dsatok.eval.tables as T
+    from dsatok.cli.main import main
+    from dsatok.tokenizer import DSATokenizer
+
+    monkeypatch.setattr(DSATokenizer, "from_pretrained", classmethod(lambda cls, d, **k: tiny_model(int(Path(d).name[-1]))))
+    monkeypatch.setattr(T, "load_evaluators", lambda *a, **k: T.Evaluators(LoudnessAsr(), SpectrumSpeaker(), []))
+    for n in ("m0", "m1"):
+        (tmp_path / n).mkdir()
+    out = tmp_path / "abl"
+    assert main(["eval", "ablation", f"full={tmp_path / 'm0'}", f"nospk={tmp_path / 'm1'}", "--corpus", str(tiny_corpus),
+                 "--limit", "1", "--recomb-limit", "1", "--steps", "2", "--mos", "", "-o", str(out), "--quiet"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert [r["system"] for r in rep["table"]] == ["full", "nospk"] and rep["settings"]["steps"] == 2
+    assert rep["table"][0]["recon_mel_l1"] != rep["table"][1]["recon_mel_l1"]  # two different models' outputs
+    md = (out / "report.md").read_text()
+    assert "Settings: `" in md and f"{rep['command_seconds']} s" in md and "![metrics](metrics.png)" in md
+    assert plt.imread(out / "metrics.png").shape[1] == 4 * 320

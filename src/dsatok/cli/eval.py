@@ -152,11 +152,17 @@ def _named_dirs(specs: list[str], what: str = "model", named=lambda spec: False,
     return out
 
 
-def _report(rep: dict, out_dir: str, md: str, t0: float) -> None:
+def _report(rep: dict, out_dir: str | Path, md: str, t0: float, title: str = "") -> None:
+    """Write ``report.md`` (``md`` + settings + run time), ``report.json`` and ``metrics.png`` (one
+    bar chart per metric of ``rep["table"]``) into ``out_dir``."""
+    from ..eval.plots import plot_bars
+
     rep["command_seconds"] = round(time.perf_counter() - t0, 1)
     md += "\nSettings: `" + json.dumps(rep["settings"]) + f"`; {rep['command_seconds']} s\n"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if plot_bars(rep.get("table") or [], out / "metrics.png", title=title or None):
+        md += "\n![metrics](metrics.png)\n"
     atomic_write_text(out / "report.md", md)
     _write(rep, str(out / "report.json"), echo=False)
     print(md)
@@ -301,6 +307,12 @@ def _probe(a: argparse.Namespace) -> int:
         from ..files import atomic_write_text
 
         atomic_write_text(Path(a.out).with_suffix(".md"), "\n".join(lines) + "\n")
+        from ..eval.plots import plot_bars
+
+        bars = [{"system": n, "asr_wer": r["asr"].get("test_wer"), "asr_cer": r["asr"].get("test_cer"),
+                 "speaker_acc": r["speaker"].get("test_acc"), "speaker_chance": r["speaker"].get("chance")}
+                for n, r in rep["streams"].items()]
+        plot_bars(bars, Path(a.out).with_suffix(".png"), title=f"Probes per token stream ({a.corpus})")
     _write(rep, a.out)
     return 0
 
@@ -352,14 +364,8 @@ def _ablation(a: argparse.Namespace) -> int:
                        **_guidance(a, first.decode_options), "seed": a.seed,
                        "vocoder": {n: type(m.vocoder).__name__ for n, m in models.items()},
                        "evaluators": ev.names(), "limit": a.limit, "recomb_limit": a.recomb_limit}
-    rep["command_seconds"] = round(time.perf_counter() - t0, 1)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    md = markdown_table(rep["table"], f"Ablations ({a.corpus}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
-    md += "\nSettings: `" + json.dumps(rep["settings"]) + "`\n"
-    atomic_write_text(out / "report.md", md)
-    _write(rep, str(out / "report.json"), echo=False)
-    print(md)
+    title = f"Ablations ({a.corpus}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})"
+    _report(rep, out, markdown_table(rep["table"], title), t0, title)
     return 0
 
 
@@ -382,11 +388,7 @@ def _table(a: argparse.Namespace) -> int:
                        "corpus": str(a.corpus), "split": split, "steps": a.steps or o.steps, **_guidance(a, o),
                        "solver": o.solver, "sway": o.sway, "seed": a.seed, "vocoder": type(model.vocoder).__name__,
                        "bitrate_bps": round(model.bitrate, 1), "evaluators": ev.names(), "limit": a.limit}
-    rep["command_seconds"] = round(time.perf_counter() - t0, 1)
     title = "Reconstruction" if a.kind == "recon" else "Recombination"
-    md = markdown_table(rep["table"], f"{title} ({a.corpus} {rep['settings']['split']}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})")
-    md += "\nSettings: `" + json.dumps(rep["settings"]) + "`\n"
-    atomic_write_text(out / "report.md", md)
-    _write(rep, str(out / "report.json"), echo=False)
-    print(md)
+    title = f"{title} ({a.corpus} {split}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})"
+    _report(rep, out, markdown_table(rep["table"], title), t0, title)
     return 0
