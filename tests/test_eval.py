@@ -215,4 +215,9 @@ def test_eval_ablation_cli_writes_rows_settings_and_bars(tiny_corpus, tmp_path, 
     assert rep["table"][0]["recon_mel_l1"] != rep["table"][1]["recon_mel_l1"]  # two different models' outputs
     md = (out / "report.md").read_text()
     assert "Settings: `" in md and f"{rep['command_seconds']} s" in md and "![metrics](metrics.png)" in md
+    from importlib.metadata import version
+
+    vers = rep["settings"]["evaluators"]["versions"]  # every report names its evaluators' package versions
+    assert vers["jiwer"] == version("jiwer") and vers["faster-whisper"] == version("faster-whisper")
+    assert "not-a-package" not in T.evaluator_versions(("jiwer", "not-a-package"))
     assert plt.imread(out / "metrics.png").shape[1] == 4 * 320

