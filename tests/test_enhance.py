@@ -19,19 +19,23 @@ def _toy_pair(g: torch.Generator, b: int = 16, t: int = 12, d: int = 8) -> tuple
     return clean, noisy
 
 
-def test_flow_matching_enhancer_moves_latents_towards_the_clean_ones():
-    """Toy degradation with a known inverse (scale, offset, a little noise): the conditional flow
-    must learn to sample the clean latent given the degraded one, frame by frame."""
-    torch.manual_seed(0)
-    enh = LatentEnhancer(EnhancerConfig(latent_dim=8, dim=64, depth=2, heads=4, ff_mult=2))
+def _train_on_toy_pairs(enh: LatentEnhancer, steps: int = 200) -> None:
     opt = torch.optim.Adam(enh.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
-    for _ in range(200):
+    for _ in range(steps):
         clean, noisy = _toy_pair(g)
         loss = enh.loss(clean, noisy, torch.full((16,), 12))
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+def test_flow_matching_enhancer_moves_latents_towards_the_clean_ones():
+    """Toy degradation with a known inverse (scale, offset, a little noise): the conditional flow
+    must learn to sample the clean latent given the degraded one, frame by frame."""
+    torch.manual_seed(0)
+    enh = LatentEnhancer(EnhancerConfig(latent_dim=8, dim=64, depth=2, heads=4, ff_mult=2))
+    _train_on_toy_pairs(enh)
     clean, noisy = _toy_pair(torch.Generator().manual_seed(123))
     out = enh.enhance(noisy, steps=16, seed=0)
     before = float(((noisy - clean) ** 2).mean())
@@ -50,14 +54,7 @@ def test_noisy_prior_enhancer_starts_at_the_noisy_latent_and_learns_the_correcti
     untrained = enh.enhance(noisy, steps=4, seed=0)
     assert float((untrained - noisy).abs().max()) < 6 * 0.1 * 2.0  # σ·ε, de-standardised
     assert float((untrained - noisy).abs().mean()) > 0.01  # and the noise is there
-    opt = torch.optim.Adam(enh.parameters(), lr=2e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(200):
-        c, n = _toy_pair(g)
-        loss = enh.loss(c, n, torch.full((16,), 12))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train_on_toy_pairs(enh)
     out = enh.enhance(noisy, steps=16, seed=0)
     before = float(((noisy - clean) ** 2).mean())
     after = float(((out - clean) ** 2).mean())
@@ -198,7 +195,7 @@ def test_bad_enhance_eval_flags_are_usage_errors(tmp_path):
     import subprocess
     import sys
 
-    for flags, msg in ((["--snrs", "a,b"], "argument --snrs: expected a comma list of numbers, got 'a,b'"),
+    for flags, msg in ((["--snrs", "a,b"], "argument --snrs: expected a comma list of finite numbers, got 'a,b'"),
                        (["--snrs", "nan"], "argument --snrs: expected a comma list of finite numbers, got 'nan'"),
                        (["--start", "1"], "argument --start: must be in [0, 1), got 1.0")):
         r = subprocess.run([sys.executable, "-m", "dsatok", "eval", "enhance", "--model", str(tmp_path), "--corpus",

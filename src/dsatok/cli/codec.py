@@ -40,6 +40,25 @@ def finite_float(s: str) -> float:
     return v
 
 
+def unit_interval(s: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    v = finite_float(s)
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {v}")
+    return v
+
+
+def float_list(s: str) -> tuple[float, ...]:
+    """argparse type: a non-empty comma list of finite numbers."""
+    try:
+        vals = tuple(finite_float(v) for v in s.split(",") if v.strip())
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of finite numbers, got '{s}'") from None
+    if not vals:
+        raise argparse.ArgumentTypeError(f"expected a comma list of finite numbers, got '{s}'")
+    return vals
+
+
 def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
     """``--steps`` and the guidance flags: per call (default: the model's), or with ``stored`` the
     defaults an export writes into the model."""
@@ -117,7 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="enhancer directory")
     p.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
     p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
-    p.add_argument("--start", type=float, default=0.0, help="warm start from the noisy latent at this flow time (0..1)")
+    p.add_argument("--start", type=unit_interval, default=0.0, help="warm start from the noisy latent at this flow time (0..1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_enhance)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 from ..files import atomic_write_text
-from .codec import _decode_kw, add_decode_args, positive_int
+from .codec import _decode_kw, add_decode_args, float_list, positive_int, unit_interval
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -113,9 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
     s.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
-    s.add_argument("--start", type=_unit_interval, default=0.0,
+    s.add_argument("--start", type=unit_interval, default=0.0,
                    help="begin the ODE at this flow time from the noisy latent (warm start, 0 <= start < 1)")
-    s.add_argument("--snrs", type=_float_list, default="0,5,10",
+    s.add_argument("--snrs", type=float_list, default="0,5,10",
                    help="comma list of SNRs in dB that cycle over the test utterances (default 0,5,10)")
     s.add_argument("--seed", type=int, default=0)
     _evaluator_args(s)
@@ -213,28 +212,6 @@ def _vocoder(a: argparse.Namespace) -> int:
                        "threads": torch.get_num_threads()}
     _report(rep, a.out, markdown_table(rep["table"], f"Vocoder copy-synthesis ({a.corpus}, test)"), t0)
     return 0
-
-
-def _float_list(s: str) -> tuple[float, ...]:
-    """argparse type: a non-empty comma list of finite numbers."""
-    try:
-        vals = tuple(float(v) for v in s.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma list of numbers, got '{s}'") from None
-    if not vals or not all(math.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError(f"expected a comma list of finite numbers, got '{s}'")
-    return vals
-
-
-def _unit_interval(s: str) -> float:
-    """argparse type: a number in [0, 1)."""
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{s}'") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {v}")
-    return v
 
 
 def _enhance(a: argparse.Namespace) -> int:
