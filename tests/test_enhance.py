@@ -167,7 +167,7 @@ def test_enhancement_report_scores_outputs_against_the_clean_speech(tiny_corpus,
 
     cuts = list(load_cuts(str(tiny_corpus), "test"))[:3]
     items = enhancement_items(cuts, seed=0)
-    assert [i[3] for i in items] == ["white", "pink", "brown"] and {i[4] for i in items} == {0.0}
+    assert [i[3] for i in items] == ["white", "pink", "brown"] and {i[4] for i in items} == {-5.0}  # the first SNR of -5...15
     for _, x, noisy, _, snr in items:
         n = noisy.astype(np.float64) - x
         assert abs(10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(n**2)) - snr) < 0.1
@@ -177,7 +177,7 @@ def test_enhancement_report_scores_outputs_against_the_clean_speech(tiny_corpus,
     assert set(rows) == {"noisy_input", "tokenizer_passthrough", "enhanced", "clean_resynthesis"}
     assert 0 < rows["noisy_input"]["stoi"] < 1 and rows["noisy_input"]["mel_l1"] > 0
     assert rows["enhanced"]["mel_l1"] != rows["noisy_input"]["mel_l1"] and rows["enhanced"]["rtf"] > 0
-    assert [g["group"] for g in rep["groups"]] == ["snr=0", "noise=brown", "noise=pink", "noise=white"]
+    assert [g["group"] for g in rep["groups"]] == ["snr=-5", "noise=brown", "noise=pink", "noise=white"]
     # other SNRs (the issue's -5...15 dB range) cycle over the utterances after the noise kinds
     items = enhancement_items(cuts, seed=0, noises=("white",), snrs=(-5.0, 15.0))
     assert [i[4] for i in items] == [-5.0, 15.0, -5.0]
@@ -254,3 +254,11 @@ def test_bench_dasheng_times_each_case_in_its_own_process(tmp_path):
     assert list(rep["rows"]) == ["mel", "encode", "decode", "enhance"]
     for r in rep["rows"].values():
         assert r["rtf"] > 0 and r["audio_seconds"] == 2.0 and r["peak_rss_mib"] >= r["rss_before_mib"] > 0
+
+
+def test_enhance_eval_snrs_default_to_the_issue_range_and_accept_a_negative_list():
+    from dsatok.cli.main import build_parser
+
+    base = ["eval", "enhance", "--model", "M", "--corpus", "C", "-o", "R"]
+    assert tuple(build_parser().parse_args(base).snrs) == (-5.0, 0.0, 5.0, 10.0, 15.0)
+    assert tuple(build_parser().parse_args([*base, "--snrs=-5,15"]).snrs) == (-5.0, 15.0)

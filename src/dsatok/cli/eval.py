@@ -114,8 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
     s.add_argument("--start", type=unit_interval, default=0.0,
                    help="begin the ODE at this flow time from the noisy latent (warm start, 0 <= start < 1)")
-    s.add_argument("--snrs", type=float_list, default="0,5,10",
-                   help="comma list of SNRs in dB that cycle over the test utterances (default 0,5,10)")
+    s.add_argument("--snrs", type=float_list, default="-5,0,5,10,15",
+                   help="comma list of SNRs in dB that cycle over the test utterances (default -5,0,5,10,15; "
+                        "write --snrs=-5,0 when the list starts with a negative value)")
     s.add_argument("--seed", type=int, default=0)
     _evaluator_args(s)
     s.set_defaults(func=_enhance)

@@ -20,7 +20,7 @@ from .tables import Evaluators, mos_scores, speaker_cosine, summary_row, try_met
 __all__ = ["evaluate_dasheng_reconstruction", "evaluate_enhancement", "ENH_NOISES", "ENH_SNRS"]
 
 ENH_NOISES = ("white", "pink", "brown", "hum", "babble")
-ENH_SNRS = (0.0, 5.0, 10.0)
+ENH_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0)  # the issue's -5...15 dB range
 
 
 def _test_cuts(corpus: str | Path, limit: int) -> list[Any]:

@@ -59,7 +59,12 @@ ENHANCE_STAGE_PRESETS: dict[str, dict] = {
 def mix_noise(wav: np.ndarray, lens: np.ndarray, kinds: list[str], snrs: list[float],
               rng: np.random.Generator) -> np.ndarray:
     """Noisy copies of a padded batch ``wav [B, N]`` (valid samples ``lens [B]``): item ``i`` gets
-    ``kinds[i]`` at ``snrs[i]`` dB SNR over its valid samples; padding stays zero."""
+    ``kinds[i]`` at ``snrs[i]`` dB SNR over its valid samples; padding stays zero.
+
+    The speech keeps its level, so ``out - wav`` is exactly the added noise and the clean batch is
+    the reference of the noisy one at every SNR. A mixture may therefore exceed ±1 (float audio,
+    never clipped): an earlier version scaled loud mixtures down, which left the clean target louder
+    than its noisy input and the effective SNR of a -5 dB mixture off by up to 2 dB in the check."""
     out = wav.copy()
     b = wav.shape[0]
     for i in range(b):
@@ -82,9 +87,7 @@ def mix_noise(wav: np.ndarray, lens: np.ndarray, kinds: list[str], snrs: list[fl
             noise = make_noise(kinds[i], n, rng).astype(np.float64)
         p_s = float(np.sqrt(np.mean(x**2)))
         p_n = max(float(np.sqrt(np.mean(noise**2))), 1e-9)
-        y = x + noise * (p_s / p_n) / 10 ** (snrs[i] / 20)
-        peak = float(np.abs(y).max())
-        out[i, :n] = (y / peak * 0.99 if peak > 0.99 else y).astype(np.float32)
+        out[i, :n] = (x + noise * (p_s / p_n) / 10 ** (snrs[i] / 20)).astype(np.float32)
     return out
 
 
