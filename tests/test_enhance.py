@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -63,6 +65,31 @@ def test_noisy_prior_enhancer_starts_at_the_noisy_latent_and_learns_the_correcti
         EnhancerConfig(prior="uniform")
     with pytest.raises(Exception, match="prior_sigma"):
         EnhancerConfig(prior_sigma=-1.0)
+
+
+def test_t_zero_prob_trains_the_one_step_regression_point():
+    """``t_zero_prob=1`` with a σ = 0 noisy prior: every example sits at t = 0 on x_0 = the noisy
+    latent, so the loss no longer depends on the random draw; one Euler step then returns the
+    regression estimate, here close to the clean latent."""
+    torch.manual_seed(0)
+    cfg = EnhancerConfig(latent_dim=8, dim=64, depth=2, heads=4, ff_mult=2, prior="noisy", prior_sigma=0.0,
+                         t_zero_prob=1.0)
+    enh = LatentEnhancer(cfg)
+    for p in enh.out.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    clean, noisy = _toy_pair(torch.Generator().manual_seed(5))
+    lens = torch.full((16,), 12)
+    a = enh.loss(clean, noisy, lens, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, enh.loss(clean, noisy, lens, generator=torch.Generator().manual_seed(2)))
+    enh.cfg = dataclasses.replace(cfg, t_zero_prob=0.0)  # uniform t: the draw matters again
+    assert not torch.equal(a, enh.loss(clean, noisy, lens, generator=torch.Generator().manual_seed(2)))
+    enh.cfg = cfg
+    _train_on_toy_pairs(enh)
+    clean, noisy = _toy_pair(torch.Generator().manual_seed(123))
+    out = enh.enhance(noisy, steps=1, seed=0)
+    assert float(((out - clean) ** 2).mean()) < 0.1 * float(((noisy - clean) ** 2).mean())
+    with pytest.raises(Exception, match="t_zero_prob"):
+        EnhancerConfig(t_zero_prob=1.5)
 
 
 def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
@@ -136,7 +163,7 @@ def test_enhance_stage_trains_on_a_dasheng_tokenizer_and_exports(tiny_corpus, tm
                          "model.heads=2", "stats_batches=2"] + data, progress=False)
     assert out["step"] == 3
     dev = out["dev"]
-    assert np.isfinite(dev["fm_loss"]) and dev["latent_mse_noisy"] > 0 and dev["latent_mse_enhanced"] > 0
+    assert np.isfinite(dev["fm_loss"]) and dev["latent_mse_noisy"] > 0 and dev["latent_mse_enhanced"] > 0 and dev["latent_mse_enhanced_1step"] > 0
     se = SpeechEnhancer.from_pretrained(tmp_path / "run" / "final")
     assert float(se.enhancer.std.min()) > 0 and not torch.allclose(se.enhancer.std, torch.ones(32))
     wav = torch.randn(16000) * 0.1
