@@ -94,7 +94,7 @@ def test_t_zero_prob_trains_the_one_step_regression_point():
 
 def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
     torch.manual_seed(0)
-    enh = LatentEnhancer(EnhancerConfig(latent_dim=8, dim=32, depth=1, heads=2, ff_mult=2)).eval()
+    enh = LatentEnhancer(EnhancerConfig(latent_dim=8, dim=32, depth=1, heads=2, ff_mult=2, default_steps=4)).eval()
     for p in enh.out.parameters():  # non-zero output layer so the test sees the network
         torch.nn.init.normal_(p, std=0.1)
     enh.set_stats(torch.full((8,), 0.5), torch.full((8,), 2.0))
@@ -102,7 +102,8 @@ def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
     lens = torch.tensor([10, 6])
     a = enh.enhance(noisy, lens, steps=4, seed=3)
     assert float(a[1, 6:].abs().max()) == 0.0 and float(a[1, :6].abs().max()) > 0
-    assert torch.equal(a, enh.enhance(noisy, lens, steps=4, seed=3))
+    assert torch.equal(a, enh.enhance(noisy, lens, seed=3))  # no steps given: the config's default_steps
+    assert not torch.equal(a, enh.enhance(noisy, lens, steps=3, seed=3))
     assert not torch.equal(a, enh.enhance(noisy, lens, steps=4, seed=4))
     # a warm start at the very end of the path returns (almost) the noisy latent itself
     warm = enh.enhance(noisy, lens, steps=1, seed=3, start=0.999)
@@ -112,7 +113,7 @@ def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
     enh.save_pretrained(tmp_path / "e")
     back = LatentEnhancer.from_pretrained(tmp_path / "e")
     assert torch.equal(back.std, enh.std)
-    assert torch.allclose(back.enhance(noisy, lens, steps=4, seed=3), a, atol=1e-6)
+    assert torch.allclose(back.enhance(noisy, lens, seed=3), a, atol=1e-6)
     other = DashengTokenizer(from_dict(DashengConfig, DASHENG_PRESETS["tiny"])).save_pretrained(tmp_path / "o")
     with pytest.raises(ModelLoadError, match="expected 'dsatok-latent-enhancer'"):
         LatentEnhancer.from_pretrained(other)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..files import atomic_write_text
-from .codec import add_guidance_args, guidance_kw
+from .codec import add_guidance_args, guidance_kw, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ps.add_parser("dasheng", help="DashengTokenizer encode / decode (and enhancer) RTF and peak memory")
     s.add_argument("--model", required=True, help="DashengTokenizer directory")
     s.add_argument("--enhancer", default=None, help="also time a latent enhancer directory")
-    s.add_argument("--steps", type=int, default=16, help="enhancer ODE steps")
+    s.add_argument("--steps", type=positive_int, default=None, help="enhancer ODE steps (default: the model's default_steps)")
     s.add_argument("--input", default=None, help="audio file (default: built from --corpus test audio)")
     s.add_argument("--corpus", default=None, help="corpus whose test utterances make the long input")
     s.add_argument("--seconds", type=float, default=60.0, help="length of the built input")

@@ -134,7 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="audio files or directories")
     p.add_argument("-o", "--out", required=True, help="output directory (one WAV per input)")
     p.add_argument("--model", required=True, help="enhancer directory")
-    p.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
+    p.add_argument("--steps", type=positive_int, default=None, help="ODE steps (default: the model's default_steps)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
     p.add_argument("--start", type=unit_interval, default=0.0, help="warm start from the noisy latent at this flow time (0..1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

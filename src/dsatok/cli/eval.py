@@ -111,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--model", required=True, help="an enhancer directory (dsatok train enhance)")
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
-    s.add_argument("--steps", type=positive_int, default=16, help="ODE steps")
+    s.add_argument("--steps", type=positive_int, default=None, help="ODE steps (default: the model's default_steps)")
     s.add_argument("--start", type=unit_interval, default=0.0,
                    help="begin the ODE at this flow time from the noisy latent (warm start, 0 <= start < 1)")
     s.add_argument("--snrs", type=float_list, default="-5,0,5,10,15",
@@ -224,12 +224,13 @@ def _enhance(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     enh = SpeechEnhancer.from_pretrained(a.model)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=a.steps, seed=a.seed, start=a.start,
+    steps = enh.enhancer.cfg.default_steps if a.steps is None else a.steps
+    rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=steps, seed=a.seed, start=a.start,
                                snrs=a.snrs, progress=not a.quiet)
     rep["settings"] = {"model": str(a.model), "fingerprint": model_fingerprint(a.model), "corpus": str(a.corpus),
-                       "steps": a.steps, "start": a.start, "snrs": list(a.snrs), "prior": enh.enhancer.cfg.prior,
+                       "steps": steps, "start": a.start, "snrs": list(a.snrs), "prior": enh.enhancer.cfg.prior,
                        "seed": a.seed, "evaluators": ev.names(), "limit": a.limit}
-    md = markdown_table(rep["table"], f"Latent speech enhancement ({a.corpus}, test, {a.steps} steps)")
+    md = markdown_table(rep["table"], f"Latent speech enhancement ({a.corpus}, test, {steps} steps)")
     md += "\n" + markdown_table(rep["groups"], "Noisy input vs enhanced, per SNR and noise")
     _report(rep, a.out, md, t0)
     return 0

@@ -133,10 +133,15 @@ def bench_codec(model: str, wav: str, steps: list[int], threads: int = 2, vocode
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def bench_dasheng(model: str, wav: str, threads: int = 2, enhancer: str | None = None, steps: int = 16,
+def bench_dasheng(model: str, wav: str, threads: int = 2, enhancer: str | None = None, steps: int | None = None,
                   log=print) -> dict[str, Any]:
-    """DashengTokenizer encode and decode (and a latent enhancer at ``steps``), against the mel
-    front end as the reference."""
+    """DashengTokenizer encode and decode (and a latent enhancer at ``steps``; None: its
+    ``default_steps``), against the mel front end as the reference."""
+    if enhancer and steps is None:
+        from ..models.enhancer import KIND, EnhancerConfig
+        from ..models.io import load_model_config
+
+        steps = load_model_config(EnhancerConfig, enhancer, KIND)[0].default_steps
     rows: dict[str, Any] = {}
     t0 = time.perf_counter()
     cases = [("mel", model), ("encode", model), ("decode", model)] + ([("enhance", enhancer)] if enhancer else [])

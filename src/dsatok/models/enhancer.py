@@ -58,11 +58,13 @@ class EnhancerConfig:
     #: fraction of training examples drawn at flow time t = 0, the point a one-step sampler reads
     #: (with a narrow noisy prior the rest of the path is nearly determined by x_t and the noisy latent)
     t_zero_prob: float = 0.0
+    #: Euler steps when a caller gives none (1 for a narrow noisy prior, see the module docstring)
+    default_steps: int = 16
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
             raise ConfigError(f"enhancer.dim ({self.dim}) must be divisible by heads ({self.heads})")
-        for k in ("latent_dim", "dim", "depth", "heads", "ff_mult"):
+        for k in ("latent_dim", "dim", "depth", "heads", "ff_mult", "default_steps"):
             if getattr(self, k) <= 0:
                 raise ConfigError(f"enhancer.{k} must be > 0, got {getattr(self, k)}")
         if self.prior not in ("gaussian", "noisy"):
@@ -156,14 +158,15 @@ class LatentEnhancer(nn.Module):
         return ((v - (x1 - x0)) ** 2 * m).sum() / (m.sum() * x1.shape[-1]).clamp(min=1)
 
     @torch.no_grad()
-    def enhance(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None, *, steps: int = 16,
+    def enhance(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None, *, steps: int | None = None,
                 seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
         """Euler ODE from the prior (:meth:`prior`) to the clean latent: ``noisy [B, T, D] -> [B, T, D]``
         (raw space).
 
         ``start`` in [0, 1): begin at flow time ``start`` from ``(1 − start)·x_0 + start·noisy``
         (a warm start from the noisy latent, as in SDEdit); ``steps`` Euler steps cover the rest
-        of the path."""
+        of the path (``None``: the config's ``default_steps``)."""
+        steps = self.cfg.default_steps if steps is None else steps
         if steps <= 0:
             raise ValueError(f"steps must be > 0, got {steps}")
         if not 0.0 <= start < 1.0:
@@ -207,7 +210,7 @@ class SpeechEnhancer(nn.Module):
     sample_rate = 16000
 
     @torch.no_grad()
-    def enhance(self, wav: torch.Tensor | np.ndarray, lens: torch.Tensor | None = None, *, steps: int = 16,
+    def enhance(self, wav: torch.Tensor | np.ndarray, lens: torch.Tensor | None = None, *, steps: int | None = None,
                 seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
         """Noisy 16 kHz speech ``[B, N]`` (or ``[N]``) → enhanced speech ``[B, T * 640]``."""
         w = torch.as_tensor(np.asarray(wav, dtype=np.float32) if isinstance(wav, np.ndarray) else wav)
@@ -217,7 +220,7 @@ class SpeechEnhancer(nn.Module):
         return out[0] if single else out
 
     @torch.no_grad()
-    def enhance_latents(self, z, *, steps: int = 16, seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
+    def enhance_latents(self, z, *, steps: int | None = None, seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
         """Tokenizer latents of noisy speech (:class:`DashengLatents`) → enhanced speech
         ``[B, T * 640]``, zero past each item's length; for callers that already encoded."""
         clean = self.enhancer.enhance(z.unified, z.lengths, steps=steps, seed=seed, start=start)
