@@ -206,6 +206,9 @@ def test_enhancement_report_scores_outputs_against_the_clean_speech(tiny_corpus,
     assert 0 < rows["noisy_input"]["stoi"] < 1 and rows["noisy_input"]["mel_l1"] > 0
     assert rows["enhanced"]["mel_l1"] != rows["noisy_input"]["mel_l1"] and rows["enhanced"]["rtf"] > 0
     assert [g["group"] for g in rep["groups"]] == ["snr=-5", "noise=brown", "noise=pink", "noise=white"]
+    g = rep["groups"][0]  # the per-group means are those of the per-utterance rows of each system
+    for name in ("noisy_input", "tokenizer_passthrough", "enhanced"):
+        assert g[f"{name}_stoi"] == pytest.approx(np.mean([r["stoi"] for r in rep["per_utterance"][name]]), abs=1e-4)
     # other SNRs (the issue's -5...15 dB range) cycle over the utterances after the noise kinds
     items = enhancement_items(cuts, seed=0, noises=("white",), snrs=(-5.0, 15.0))
     assert [i[4] for i in items] == [-5.0, 15.0, -5.0]

@@ -231,7 +231,7 @@ def _enhance(a: argparse.Namespace) -> int:
                        "steps": steps, "start": a.start, "snrs": list(a.snrs), "prior": enh.enhancer.cfg.prior,
                        "seed": a.seed, "evaluators": ev.names(), "limit": a.limit}
     md = markdown_table(rep["table"], f"Latent speech enhancement ({a.corpus}, test, {steps} steps)")
-    md += "\n" + markdown_table(rep["groups"], "Noisy input vs enhanced, per SNR and noise")
+    md += "\n" + markdown_table(rep["groups"], "Noisy input, its tokenizer pass-through and enhanced, per SNR and noise")
     _report(rep, a.out, md, t0)
     return 0
 

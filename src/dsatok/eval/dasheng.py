@@ -110,7 +110,8 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
     """Rows ``noisy_input``, ``tokenizer_passthrough`` (decode of the noisy latent: what the
     tokenizer alone does to noisy speech), ``enhanced`` and ``clean_resynthesis`` (decode of the
     clean latent: the ceiling the decoder allows); every metric against the clean utterance.
-    Also PESQ / STOI / DNSMOS of ``noisy_input`` and ``enhanced`` per SNR and per noise kind."""
+    Also PESQ / STOI / DNSMOS of ``noisy_input``, ``tokenizer_passthrough`` and ``enhanced`` per SNR
+    and per noise kind (the gain over the input, and over what the tokenizer alone makes of it)."""
     from tqdm import tqdm
 
     tok = enhancer.tokenizer
@@ -142,7 +143,7 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
     for key, values in (("snr", sorted({i[4] for i in items})), ("noise", sorted({i[3] for i in items}))):
         for v in values:
             g: dict[str, Any] = {"group": f"{key}={v:g}" if key == "snr" else f"noise={v}"}
-            for name in ("noisy_input", "enhanced"):
+            for name in ("noisy_input", "tokenizer_passthrough", "enhanced"):
                 sel = [r for r in rows[name] if r[key] == v]
                 g["n"] = len(sel)
                 for m in ("pesq", "stoi", "mos_dnsmos"):
