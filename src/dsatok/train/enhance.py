@@ -63,8 +63,7 @@ def mix_noise(wav: np.ndarray, lens: np.ndarray, kinds: list[str], snrs: list[fl
 
     The speech keeps its level, so ``out - wav`` is exactly the added noise and the clean batch is
     the reference of the noisy one at every SNR. A mixture may therefore exceed ±1 (float audio,
-    never clipped): an earlier version scaled loud mixtures down, which left the clean target louder
-    than its noisy input and the effective SNR of a -5 dB mixture off by up to 2 dB in the check."""
+    never clipped or rescaled: rescaling would make the clean target louder than its input)."""
     out = wav.copy()
     b = wav.shape[0]
     for i in range(b):
