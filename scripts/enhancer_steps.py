@@ -14,6 +14,7 @@ import argparse
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from dsatok.data.manifests import load_cuts
 from dsatok.eval.dasheng import enhancement_items
@@ -32,17 +33,14 @@ def main() -> None:
     steps = [int(s) for s in a.steps.split(",")]
     res: dict[str, list[float]] = {"noisy": [], **{f"{s} steps": [] for s in steps}}
     with torch.no_grad():
-        for _, x, noisy, _, _ in enhancement_items(list(load_cuts(a.corpus, "test"))[: a.limit], 0):
+        items = enhancement_items(list(load_cuts(a.corpus, "test"))[: a.limit], 0)
+        for _, x, noisy, _, _ in tqdm(items, desc="utterances"):
             zc, zn = tok.encode(torch.from_numpy(x)).unified, tok.encode(torch.from_numpy(noisy)).unified
             t = min(zc.shape[1], zn.shape[1])
             zc, zn = zc[:, :t], zn[:, :t]
-
-            def mse(z: torch.Tensor) -> float:
-                return float(((enh.normalise(z) - enh.normalise(zc)) ** 2).mean())
-
-            res["noisy"].append(mse(zn))
+            res["noisy"].append(enh.latent_mse(zn, zc))
             for s in steps:
-                res[f"{s} steps"].append(mse(enh.enhance(zn, steps=s, seed=0)))
+                res[f"{s} steps"].append(enh.latent_mse(enh.enhance(zn, steps=s, seed=0), zc))
     for k, v in res.items():
         print(f"{k:>9}: latent MSE {np.mean(v):.4f}")
 

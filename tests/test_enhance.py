@@ -105,6 +105,12 @@ def test_enhancer_masks_padding_is_seeded_and_round_trips(tmp_path):
     assert torch.equal(a, enh.enhance(noisy, lens, seed=3))  # no steps given: the config's default_steps
     assert not torch.equal(a, enh.enhance(noisy, lens, steps=3, seed=3))
     assert not torch.equal(a, enh.enhance(noisy, lens, steps=4, seed=4))
+    # the standardised latent distance counts valid frames only
+    far = noisy.clone()
+    far[1, 6:] += 100.0
+    assert enh.latent_mse(far, noisy, lens) == 0.0 and enh.latent_mse(far, noisy) > 0
+    assert enh.latent_mse(a, noisy, lens) == pytest.approx(
+        float((((a - noisy) / enh.std) ** 2)[torch.arange(10)[None] < lens[:, None]].mean()), rel=1e-5)
     # a warm start at the very end of the path returns (almost) the noisy latent itself
     warm = enh.enhance(noisy, lens, steps=1, seed=3, start=0.999)
     assert torch.allclose(warm[0], noisy[0], atol=0.05) and not torch.allclose(a[0], noisy[0], atol=0.05)

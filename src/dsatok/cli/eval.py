@@ -224,9 +224,9 @@ def _enhance(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     enh = SpeechEnhancer.from_pretrained(a.model)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    steps = enh.enhancer.cfg.default_steps if a.steps is None else a.steps
-    rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=steps, seed=a.seed, start=a.start,
+    rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=a.steps, seed=a.seed, start=a.start,
                                snrs=a.snrs, progress=not a.quiet)
+    steps = rep["steps"]
     rep["settings"] = {"model": str(a.model), "fingerprint": model_fingerprint(a.model), "corpus": str(a.corpus),
                        "steps": steps, "start": a.start, "snrs": list(a.snrs), "prior": enh.enhancer.cfg.prior,
                        "seed": a.seed, "evaluators": ev.names(), "limit": a.limit}

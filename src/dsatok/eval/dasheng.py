@@ -104,15 +104,18 @@ def enhancement_items(cuts: list[Any], seed: int = 0, noises: tuple[str, ...] = 
 
 
 @torch.no_grad()
-def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, limit: int = 0, steps: int = 16,
+def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, limit: int = 0, steps: int | None = None,
                          seed: int = 0, start: float = 0.0, snrs: tuple[float, ...] = ENH_SNRS,
                          progress: bool = True) -> dict[str, Any]:
     """Rows ``noisy_input``, ``tokenizer_passthrough`` (decode of the noisy latent: what the
     tokenizer alone does to noisy speech), ``enhanced`` and ``clean_resynthesis`` (decode of the
     clean latent: the ceiling the decoder allows); every metric against the clean utterance.
     Also PESQ / STOI / DNSMOS of ``noisy_input``, ``tokenizer_passthrough`` and ``enhanced`` per SNR
-    and per noise kind (the gain over the input, and over what the tokenizer alone makes of it)."""
+    and per noise kind (the gain over the input, and over what the tokenizer alone makes of it).
+    ``steps`` None: the enhancer's ``default_steps`` (the report's ``steps`` says which were used)."""
     from tqdm import tqdm
+
+    steps = enhancer.enhancer.cfg.default_steps if steps is None else steps
 
     tok = enhancer.tokenizer
     items = enhancement_items(_test_cuts(corpus, limit), seed, snrs=tuple(snrs))

@@ -128,6 +128,15 @@ class LatentEnhancer(nn.Module):
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.std + self.mean
 
+    def latent_mse(self, z: torch.Tensor, clean: torch.Tensor, lengths: torch.Tensor | None = None) -> float:
+        """Mean squared distance of ``z`` to ``clean`` (raw latents ``[B, T, D]``) in the standardised
+        space, over the valid frames (``lengths [B]``; None: all)."""
+        d = (self.normalise(z) - self.normalise(clean)) ** 2
+        if lengths is None:
+            return float(d.mean())
+        w = lengths_to_mask(lengths, clean.shape[1])[..., None].to(d.dtype)
+        return float((d * w).sum() / (w.sum() * clean.shape[-1]).clamp(min=1))
+
     def prior(self, cond: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A start point ``x_0 [B, T, D]`` of the flow for the standardised noisy latent ``cond``."""
         eps = torch.randn(cond.shape, generator=generator, device=cond.device, dtype=cond.dtype)

@@ -155,18 +155,12 @@ class EnhanceTask:
         g = torch.Generator(device=clean.device).manual_seed(0)
         fm = m.enhancer.loss(clean, noisy, lens, generator=g)
         enh = m.enhancer.enhance(noisy, lens, steps=8, seed=0)
-        mask = torch.arange(clean.shape[1], device=clean.device)[None] < lens[:, None]
-        w = mask[..., None].float()
-
-        def dist(a: torch.Tensor) -> float:
-            x1, xa = m.enhancer.normalise(clean), m.enhancer.normalise(a)
-            return float(((xa - x1) ** 2 * w).sum() / (w.sum() * clean.shape[-1]).clamp(min=1))
-
         # one Euler step from t = 0 is the regression estimate E[x_1 | noisy]: with a narrow noisy
         # prior it is the best estimate (more steps amplify the prior's noise ε by (1 - t) / t)
         enh1 = m.enhancer.enhance(noisy, lens, steps=1, seed=0)
-        return {"fm_loss": float(fm), "latent_mse_noisy": dist(noisy), "latent_mse_enhanced": dist(enh),
-                "latent_mse_enhanced_1step": dist(enh1)}
+        mse = m.enhancer.latent_mse
+        return {"fm_loss": float(fm), "latent_mse_noisy": mse(noisy, clean, lens),
+                "latent_mse_enhanced": mse(enh, clean, lens), "latent_mse_enhanced_1step": mse(enh1, clean, lens)}
 
     def export(self, model, out_dir: Path) -> None:
         m = model.module if hasattr(model, "module") else model
