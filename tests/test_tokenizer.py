@@ -110,7 +110,7 @@ def test_voice_guidance_default_travels_with_the_model_and_can_be_overridden(mod
     assert torch.allclose(back.decode_mel(tok, steps=2, voice_cfg=0)[0], plain, atol=1e-5)
     content = model.decode_mel(tok, steps=2, content_cfg=2.0)[0]
     assert not torch.allclose(plain, content, atol=1e-4) and not torch.allclose(pushed, content, atol=1e-4)
-    with pytest.raises(ValueError, match="voice_cfg must be a finite number"):
+    with pytest.raises(ValueError, match="voice_cfg: expected a finite number"):
         model.decode_mel(tok, steps=2, voice_cfg=float("nan"))
 
 

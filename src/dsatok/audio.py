@@ -35,9 +35,18 @@ __all__ = [
     "frames_to_tokens",
     "tokens_to_frames",
     "MIN_DURATION_S",
+    "MAX_DURATION_S",
+    "SAMPLE_RATE_RANGE",
+    "as_waveforms",
 ]
 
 MIN_DURATION_S = 0.1
+#: longest audio accepted (seconds, at the model rate): bounds memory and time of a read or a resampling
+MAX_DURATION_S = 10 * 3600.0
+#: sample rates accepted from a file or a caller (Hz, inclusive)
+SAMPLE_RATE_RANGE = (4000, 192000)
+#: a float waveform with a larger peak is almost surely unscaled integer PCM
+MAX_FLOAT_PEAK = 100.0
 _SILENCE_PEAK = 1e-6
 
 
@@ -50,24 +59,45 @@ class AudioError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
+def check_sample_rate(sr: object, name: str | Path = "sample_rate") -> int:
+    """``sr`` as an int Hz within :data:`SAMPLE_RATE_RANGE`, else a one-line :class:`AudioError`."""
+    lo, hi = SAMPLE_RATE_RANGE
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or not lo <= int(sr) <= hi:
+        raise AudioError(name, f"sample rate {sr!r} Hz is outside {lo // 1000}-{hi // 1000} kHz")
+    return int(sr)
+
+
 def load(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     """Read an audio file as mono float32 at ``sample_rate``.
+
+    The header is checked before any sample is read: the file's sample rate must lie in
+    :data:`SAMPLE_RATE_RANGE` and its duration must not exceed :data:`MAX_DURATION_S`.
 
     Returns:
         samples ``[N]`` float32.
 
     Raises:
-        AudioError: missing, unreadable, empty, shorter than 0.1 s, non-finite or silent input.
+        AudioError: missing, unreadable, empty, too short or too long, an absurd sample rate,
+            non-finite or silent input.
     """
     import soundfile as sf
 
     p = Path(path)
+    check_sample_rate(sample_rate)
     if not p.exists():
         raise AudioError(p, "file not found")
     if p.is_dir():
         raise AudioError(p, "is a directory, not an audio file")
     try:
+        info = sf.info(str(p))
+        if info.frames < 0 or info.channels < 1:
+            raise AudioError(p, f"unreadable audio header ({info.frames} frames, {info.channels} channels)")
+        check_sample_rate(info.samplerate, p)
+        if info.frames / info.samplerate > MAX_DURATION_S:
+            raise AudioError(p, f"too long ({info.frames / info.samplerate:.0f} s > {MAX_DURATION_S:.0f} s)")
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AudioError(p, f"unreadable audio ({msg})") from None
@@ -75,8 +105,12 @@ def load(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
 
 
 def _to_mono_resampled(data: np.ndarray, sr: int, sample_rate: int, p: Path) -> np.ndarray:
+    """``data [N, C]`` at ``sr`` → mono ``[M]`` float32 at ``sample_rate`` (both rates checked)."""
+    check_sample_rate(sr, p)
     if data.size == 0:
         raise AudioError(p, "empty audio (0 samples)")
+    if data.shape[0] / sr > MAX_DURATION_S:
+        raise AudioError(p, f"too long ({data.shape[0] / sr:.0f} s > {MAX_DURATION_S:.0f} s)")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(mono)):
         raise AudioError(p, "contains NaN or infinite samples")
@@ -88,32 +122,125 @@ def _to_mono_resampled(data: np.ndarray, sr: int, sample_rate: int, p: Path) -> 
 
 
 def check_samples(x: np.ndarray, sample_rate: int, name: str | Path = "<array>") -> np.ndarray:
-    """Validate a mono waveform ``[N]``: long enough, finite, not silent. Returns it unchanged."""
+    """Validate a mono waveform ``[N]``: long enough, finite, not silent, float-scaled. Returns it unchanged."""
     if x.ndim != 1:
         raise AudioError(name, f"expected mono samples [N], got shape {tuple(x.shape)}")
     if x.size == 0:
         raise AudioError(name, "empty audio (0 samples)")
     if x.size < MIN_DURATION_S * sample_rate:
         raise AudioError(name, f"too short ({x.size / sample_rate:.3f} s < {MIN_DURATION_S} s)")
+    if x.size > MAX_DURATION_S * sample_rate:
+        raise AudioError(name, f"too long ({x.size / sample_rate:.0f} s > {MAX_DURATION_S:.0f} s)")
     if not np.all(np.isfinite(x)):
         raise AudioError(name, "contains NaN or infinite samples")
-    if float(np.max(np.abs(x))) < _SILENCE_PEAK:
+    peak = float(np.max(np.abs(x)))
+    if peak < _SILENCE_PEAK:
         raise AudioError(name, "silent (all samples are zero)")
+    if peak > MAX_FLOAT_PEAK:
+        raise AudioError(name, f"peak amplitude {peak:.4g}: float samples belong in [-1, 1] (integer PCM "
+                               "arrays are scaled by their dtype; give them as int16 / int32)")
     return x
 
 
+def _to_float(x: np.ndarray | Tensor, name: str) -> np.ndarray:
+    """An array of samples as float32 numpy: floats as they are, integer PCM scaled by its dtype
+    (int16 / 32768, int32 / 2**31, uint8 centred on 128); bool, complex and object arrays are refused."""
+    if isinstance(x, Tensor):
+        if x.is_complex() or x.dtype == torch.bool:
+            raise AudioError(name, f"unsupported sample type {str(x.dtype).replace('torch.', '')} (give real samples)")
+        x = x.detach().cpu()
+        try:
+            x = x.numpy() if x.dtype != torch.bfloat16 else x.float().numpy()
+        except TypeError:  # a dtype numpy lacks
+            x = x.double().numpy() if x.is_floating_point() else x.long().numpy()
+    kind = x.dtype.kind
+    if kind == "f":
+        return x.astype(np.float32, copy=False)
+    if kind in "iu":
+        bits = 8 * x.dtype.itemsize
+        centre = 2.0 ** (bits - 1) if kind == "u" else 0.0
+        return ((x.astype(np.float64) - centre) / 2.0 ** (bits - 1)).astype(np.float32)
+    raise AudioError(name, f"unsupported sample type {x.dtype} (give float samples in [-1, 1] or integer PCM)")
+
+
+def as_waveforms(audio: object, sample_rate: int, lengths: object = None, name: str = "audio") -> list[Tensor]:
+    """Every accepted audio input as a list of checked mono float32 waveforms ``[N_i]`` at ``sample_rate``.
+
+    Accepted: a path (read with :func:`load`), a waveform ``[N]`` or batch ``[B, N]`` (numpy or
+    torch; float in [-1, 1] or integer PCM) with optional ``lengths [B]``, or a non-empty list /
+    tuple of these. Anything else raises one :class:`AudioError` naming the input and the problem.
+    A tensor's device is kept.
+    """
+    sample_rate = check_sample_rate(sample_rate)
+    if isinstance(audio, (str, Path)):
+        if lengths is not None:
+            raise AudioError("lengths", "only given with a [B, N] batch array, not with a file")
+        return [torch.from_numpy(load(audio, sample_rate))]
+    if isinstance(audio, (list, tuple)):
+        if lengths is not None:
+            raise AudioError("lengths", "only given with a [B, N] batch array, not with a list")
+        if not audio:
+            raise AudioError(name, "no audio given (an empty list)")
+        return [w for i, a in enumerate(audio) for w in as_waveforms(a, sample_rate, None, f"{name}[{i}]")]
+    if not isinstance(audio, (np.ndarray, Tensor)):
+        raise AudioError(name, f"unsupported audio input of type {type(audio).__name__} "
+                               "(give a path, a numpy array or a torch tensor)")
+    device = audio.device if isinstance(audio, Tensor) else torch.device("cpu")
+    if audio.ndim not in (1, 2):
+        raise AudioError(name, f"expected samples [N] or a batch [B, N], got shape {tuple(audio.shape)}")
+    if 0 in tuple(audio.shape):
+        raise AudioError(name, f"empty audio (shape {tuple(audio.shape)})")
+    x = _to_float(audio, name)
+    if x.ndim == 1:
+        if lengths is not None:
+            raise AudioError("lengths", "only given with a [B, N] batch array")
+        return [torch.from_numpy(np.ascontiguousarray(check_samples(x, sample_rate, name))).to(device)]
+    lens = _batch_lengths(lengths, x.shape[0], x.shape[1])
+    out = []
+    for i, n in enumerate(lens):
+        w = np.ascontiguousarray(check_samples(x[i, :n], sample_rate, f"{name}[{i}]"))
+        out.append(torch.from_numpy(w).to(device))
+    return out
+
+
+def _batch_lengths(lengths: object, b: int, n: int) -> list[int]:
+    """Checked ``lengths [B]`` of a ``[B, N]`` batch (all ``N`` when ``None``)."""
+    if lengths is None:
+        return [n] * b
+    if isinstance(lengths, Tensor):
+        lengths = lengths.detach().cpu().numpy()
+    arr = np.asarray(lengths) if isinstance(lengths, (np.ndarray, list, tuple)) else None
+    if arr is None or arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise AudioError("lengths", f"expected a 1-D integer array [B], got {type(lengths).__name__}"
+                                    + (f" of {arr.dtype} {tuple(arr.shape)}" if arr is not None else ""))
+    if arr.shape[0] != b:
+        raise AudioError("lengths", f"{arr.shape[0]} lengths for a batch of {b}")
+    if arr.min() < 1 or arr.max() > n:
+        raise AudioError("lengths", f"values must lie in [1, {n}] (the batch's length), got [{arr.min()}, {arr.max()}]")
+    return [int(v) for v in arr]
+
+
 def save(path: str | Path, samples: np.ndarray | Tensor, sample_rate: int = 16000) -> None:
-    """Write mono float samples ``[N]`` (WAV/FLAC by extension), atomically (temp + rename)."""
+    """Write mono float samples ``[N]`` (WAV/FLAC by extension), atomically (temp + rename).
+
+    Raises:
+        AudioError: naming ``path`` when it cannot be written (missing or read-only directory, ...).
+    """
     import soundfile as sf
+
+    from .files import atomic_path
 
     p = Path(path)
     x = samples.detach().cpu().numpy() if isinstance(samples, Tensor) else np.asarray(samples)
     x = np.clip(x.astype(np.float32).reshape(-1), -1.0, 1.0)
-    tmp = p.with_name(f".{p.name}.part")
     fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(p.suffix.lower(), "WAV")
     subtype = "PCM_16" if fmt in ("WAV", "FLAC") else None
-    sf.write(str(tmp), x, sample_rate, format=fmt, subtype=subtype)
-    tmp.replace(p)
+    try:
+        with atomic_path(p) as tmp:
+            sf.write(str(tmp), x, sample_rate, format=fmt, subtype=subtype)
+    except Exception as e:  # OSError from the directory, LibsndfileError from the writer
+        msg = (e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]) or type(e).__name__
+        raise AudioError(p, f"cannot write audio ({msg})") from None
 
 
 # ----------------------------------------------------------------------------- frame helpers

@@ -13,18 +13,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "current_umask"]
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where ``/proc`` tells it; else set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for any writer (safetensors, matplotlib, ...): renamed onto
     ``path`` when the block ends normally, deleted when it raises. The temporary keeps ``path``'s
-    extension (writers that pick a format from it still work); parent directories are created."""
+    extension (writers that pick a format from it still work); parent directories are created. The
+    file gets the permissions any new file would (``0666`` less the umask), not ``mkstemp``'s 0600."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp" + p.suffix)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; the output follows the umask
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, p)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .audio import AudioError, check_samples, load
+from .audio import as_waveforms
 from .files import atomic_write_json
 from .models.acoustic import AcousticTokenizer
 from .models.flow_decoder import FlowDecoder, sample
@@ -51,6 +51,51 @@ class DecodeOptions:
     sway: float | None = -1.0
     voice_cfg: float = 0.0  # extra guidance towards the acoustic tokens (see flow_decoder.sample)
     content_cfg: float = 0.0  # extra guidance towards the semantic tokens
+
+    def __post_init__(self) -> None:
+        """Refuse a bad option with one :class:`~dsatok.config.ConfigError` naming it (here, once,
+        whether the options come from a model's config.json, the CLI or a ``decode`` call)."""
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        for name in ("cfg_scale", "voice_cfg", "content_cfg"):
+            _check_number(name, getattr(self, name), -MAX_GUIDANCE, MAX_GUIDANCE)
+        if self.solver not in SOLVERS:
+            raise _option_error("solver", f"unknown solver {self.solver!r} (choose {' or '.join(SOLVERS)})")
+        if self.sway is not None:
+            _check_number("sway", self.sway, -1.0, SWAY_MAX)
+
+
+#: ODE solvers the sampler knows
+SOLVERS = ("euler", "midpoint")
+#: bounds of the per-call options (a larger value is a mistake, not a setting)
+MAX_STEPS = 1000
+MAX_GUIDANCE = 100.0
+#: sway coefficients that keep the time grid monotonic (d/du >= 0 at u = 0 and u = 1)
+SWAY_MAX = 1.0 / (np.pi / 2 - 1.0)
+
+
+def _option_error(name: str, problem: str) -> Exception:
+    """``name`` is an option of ``decode`` unless it says otherwise (``"encode option ..."``)."""
+    from .config import ConfigError
+
+    return ConfigError(f"{name if ' option ' in name else 'decode option ' + name}: {problem}")
+
+
+def _check_int(name: str, v: Any, lo: int, hi: int | None = None) -> int:
+    """``v`` as an int in ``[lo, hi]`` (``bool`` and floats refused), else a one-line ConfigError."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise _option_error(name, f"expected an integer, got {v!r}")
+    if v < lo or (hi is not None and v > hi):
+        raise _option_error(name, f"must lie in [{lo}, {hi if hi is not None else 'inf'}], got {v}")
+    return int(v)
+
+
+def _check_number(name: str, v: Any, lo: float, hi: float) -> float:
+    """``v`` as a finite float in ``[lo, hi]``, else a one-line ConfigError."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        raise _option_error(name, f"expected a finite number, got {v!r}")
+    if not lo <= v <= hi:
+        raise _option_error(name, f"must lie in [{lo:g}, {hi:g}], got {v}")
+    return float(v)
 
 
 def default_model_dir() -> Path:
@@ -203,26 +248,9 @@ class DSATokenizer(nn.Module):
 
     # ------------------------------------------------------------------ inputs
     def _waves(self, audio: AudioInput | Sequence[AudioInput], lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Normalise any accepted input to a list of mono 1-D float tensors at the model rate."""
-        if isinstance(audio, (str, Path)):
-            return [torch.from_numpy(load(audio, self.sample_rate))]
-        if isinstance(audio, np.ndarray):
-            audio = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-        if isinstance(audio, torch.Tensor):
-            x = audio.float()
-            if x.dim() == 1:
-                return [torch.from_numpy(check_samples(x.cpu().numpy(), self.sample_rate)).to(x.device)]
-            if x.dim() != 2:
-                raise AudioError("<tensor>", f"expected [N] or [B, N] samples, got shape {tuple(x.shape)}")
-            lens = lengths.tolist() if lengths is not None else [x.shape[1]] * x.shape[0]
-            out = []
-            for i, n in enumerate(lens):
-                check_samples(x[i, : int(n)].cpu().numpy(), self.sample_rate, f"<batch item {i}>")
-                out.append(x[i, : int(n)])
-            return out
-        if isinstance(audio, (list, tuple)):
-            return [w for a in audio for w in self._waves(a)]
-        raise AudioError(str(type(audio).__name__), "unsupported audio input (give a path, an array or a tensor)")
+        """Normalise any accepted input to a list of mono 1-D float tensors at the model rate
+        (checked once, in :func:`dsatok.audio.as_waveforms`)."""
+        return as_waveforms(audio, self.sample_rate, lengths)
 
     # ------------------------------------------------------------------ encode
     def _encode_batch(self, waves: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -267,6 +295,9 @@ class DSATokenizer(nn.Module):
 
         A single-stream model's semantic stream is all zeros (its decoder does not read it; the
         semantic encoder is not run), with the lengths a full model would give."""
+        _check_number("encode option chunk_seconds", chunk_seconds, 1.0, 3600.0)
+        _check_number("encode option context_seconds", context_seconds, 0.0, 60.0)
+        _check_number("encode option batch_seconds", batch_seconds, 1.0, 24 * 3600.0)
         waves = self._waves(audio, lengths)
         sem: list[torch.Tensor | None] = [None] * len(waves)
         ac: list[torch.Tensor | None] = [None] * len(waves)
@@ -302,13 +333,23 @@ class DSATokenizer(nn.Module):
 
     # ------------------------------------------------------------------ decode
     def check_tokens(self, tokens: Tokens, where: str = "tokens") -> None:
-        """Refuse tokens made by another model (fingerprint) or out of range."""
+        """Refuse malformed tokens (:meth:`Tokens.validate`), tokens made by another model
+        (fingerprint, codebooks, rates) and items shorter than one mel frame, with one line."""
+        if not isinstance(tokens, Tokens):
+            raise TokenFileError(f"{where}: expected dsatok.Tokens, got {type(tokens).__name__}")
+        tokens.validate(where)
         if tokens.fingerprint != self.fingerprint:
             raise TokenFileError(f"{where}: made by a model with fingerprint {tokens.fingerprint}, but this model's "
                                  f"is {self.fingerprint}; decode them with the model that encoded them")
         if tuple(tokens.codebook_sizes) != self.codebook_sizes or tokens.acoustic.shape[1] != self.acoustic_layers:
             raise TokenFileError(f"{where}: codebooks {tokens.codebook_sizes} x {tokens.acoustic.shape[1]} layers do not "
                                  f"match the model's {self.codebook_sizes} x {self.acoustic_layers}")
+        if tuple(tokens.frame_rates) != self.frame_rates or tokens.sample_rate != self.sample_rate:
+            raise TokenFileError(f"{where}: frame rates {tuple(tokens.frame_rates)} at {tokens.sample_rate} Hz do not "
+                                 f"match the model's {self.frame_rates} at {self.sample_rate} Hz")
+        if int(tokens.num_samples.min()) < self._hop:
+            raise TokenFileError(f"{where}: num_samples {int(tokens.num_samples.min())} is shorter than one frame "
+                                 f"({self._hop} samples)")
 
     def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions,
                     gen: torch.Generator) -> torch.Tensor:
@@ -358,12 +399,14 @@ class DSATokenizer(nn.Module):
         Options left at ``None`` (``sway``: ``"default"``) take the model's ``decode_options``.
         """
         self.check_tokens(tokens)
-        d = self.decode_options
-        o = DecodeOptions(steps=d.steps if steps is None else int(steps),
-                          cfg_scale=d.cfg_scale if cfg_scale is None else float(cfg_scale),
-                          solver=solver or d.solver, sway=d.sway if sway == "default" else sway,  # type: ignore[arg-type]
-                          voice_cfg=d.voice_cfg if voice_cfg is None else float(voice_cfg),
-                          content_cfg=d.content_cfg if content_cfg is None else float(content_cfg))
+        given = {"steps": steps, "cfg_scale": cfg_scale, "voice_cfg": voice_cfg, "content_cfg": content_cfg,
+                 "solver": solver}
+        o = dataclasses.replace(self.decode_options, **{k: v for k, v in given.items() if v is not None},
+                                **({} if isinstance(sway, str) and sway == "default" else {"sway": sway}))
+        _check_int("seed", seed, -(2 ** 63), 2 ** 64 - 1)
+        _check_int("chunk_frames", chunk_frames, 100)
+        _check_int("overlap", overlap, 0, chunk_frames // 2)
+        _check_number("max_voice_seconds", max_voice_seconds, 0.1, 24 * 3600.0)
         gen = torch.Generator().manual_seed(int(seed))
         mels = []
         for t in tokens.split():
@@ -394,11 +437,11 @@ class DSATokenizer(nn.Module):
     def recombine_tokens(self, content: Tokens, voice: Tokens) -> Tokens:
         """Semantic tokens of ``content`` with the acoustic tokens of ``voice`` (item-wise; lengths may differ)."""
         if self.single_stream:
-            raise ValueError("this is a single-stream model (acoustic tokens only): it cannot recombine")
+            raise ModelLoadError("this is a single-stream model (acoustic tokens only): it cannot recombine")
         self.check_tokens(content, "content")
         self.check_tokens(voice, "voice")
         if len(content) != len(voice):
-            raise ValueError(f"recombine: {len(content)} content items but {len(voice)} voice items")
+            raise TokenFileError(f"recombine: {len(content)} content items but {len(voice)} voice items")
         a = [voice.acoustic[i, :, : int(voice.acoustic_lengths[i])] for i in range(len(voice))]
         s = [content.semantic[i, : int(content.semantic_lengths[i])] for i in range(len(content))]
         return self.make_tokens(s, a, content.num_samples.tolist())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,7 +24,51 @@ TOKEN_VERSION = 1
 
 
 class TokenFileError(ValueError):
-    """A token file that cannot be read or does not fit the model (one line: path and problem)."""
+    """Tokens (a file or a :class:`Tokens` object) that cannot be read, are malformed or do not fit
+    the model (one line: the file or argument, and the problem)."""
+
+
+_INDEX_FIELDS = ("semantic", "acoustic", "semantic_lengths", "acoustic_lengths", "num_samples")
+_NDIM = {"semantic": 2, "acoustic": 3, "semantic_lengths": 1, "acoustic_lengths": 1, "num_samples": 1}
+_SHAPES = {"semantic": "[B, T_s]", "acoustic": "[B, L, T_a]", "semantic_lengths": "[B]", "acoustic_lengths": "[B]",
+           "num_samples": "[B]"}
+#: sample rates a token header may declare (Hz, inclusive; the same range as audio input)
+_RATE_RANGE = (4000, 192000)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_header(meta: Any, where: str) -> dict:
+    """A token file's JSON header, every field present and of the right type, else one line."""
+    if not isinstance(meta, dict):
+        raise TokenFileError(f"{where}: not a dsatok token file (header is a JSON {type(meta).__name__})")
+    if meta.get("format") != TOKEN_FORMAT:
+        raise TokenFileError(f"{where}: not a dsatok token file (format {meta.get('format')!r})")
+    version = meta.get("version", 0)
+    if not _is_int(version) or version < 1:
+        raise TokenFileError(f"{where}: header field 'version' must be a positive integer, got {version!r}")
+    if version > TOKEN_VERSION:
+        raise TokenFileError(f"{where}: token file version {version} is newer than this dsatok "
+                             f"(reads up to {TOKEN_VERSION}); upgrade dsatok")
+    checks = {"fingerprint": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+              "frame_rates": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(x) and x > 0 for x in v),
+                              "a list of two positive numbers"),
+              "codebook_sizes": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x > 1 for x in v),
+                                 "a list of two integers > 1"),
+              "sample_rate": (lambda v: _is_int(v) and _RATE_RANGE[0] <= v <= _RATE_RANGE[1],
+                              f"an integer in {_RATE_RANGE[0]}-{_RATE_RANGE[1]} Hz")}
+    for key, (ok, what) in checks.items():
+        if key not in meta:
+            raise TokenFileError(f"{where}: header lacks field '{key}'")
+        if not ok(meta[key]):
+            raise TokenFileError(f"{where}: header field '{key}' must be {what}, got {str(meta[key])[:60]!r}")
+    return meta
 
 
 @dataclasses.dataclass
@@ -46,6 +92,63 @@ class Tokens:
     sample_rate: int
     fingerprint: str
 
+    def validate(self, where: str = "tokens") -> "Tokens":
+        """Check the structure alone (no model needed) and return ``self``; else one
+        :class:`TokenFileError` naming ``where`` and the problem.
+
+        Every index field is an integer tensor of its documented shape with one batch size
+        ``B >= 1``; lengths lie in ``[1, T]`` of their arrays (zero-length items are refused);
+        indices within their lengths lie in ``[0, codebook_sizes)``; ``num_samples`` is positive and
+        not longer than the semantic tokens cover (plus one token).
+        """
+        for k in _INDEX_FIELDS:
+            v = getattr(self, k)
+            if not isinstance(v, torch.Tensor):
+                raise TokenFileError(f"{where}: {k} must be a torch tensor, got {type(v).__name__}")
+            if v.is_floating_point() or v.is_complex() or v.dtype == torch.bool:
+                raise TokenFileError(f"{where}: {k} must hold integer indices, got {str(v.dtype).replace('torch.', '')}")
+            if v.dim() != _NDIM[k]:
+                raise TokenFileError(f"{where}: {k} must be {_SHAPES[k]}, got shape {tuple(v.shape)}")
+        b = self.semantic.shape[0]
+        if b < 1:
+            raise TokenFileError(f"{where}: empty batch (0 items)")
+        for k in _INDEX_FIELDS[1:]:
+            if getattr(self, k).shape[0] != b:
+                raise TokenFileError(f"{where}: batch sizes differ (semantic has {b} items, {k} "
+                                     f"{getattr(self, k).shape[0]})")
+        meta = {"format": TOKEN_FORMAT, "version": TOKEN_VERSION, "fingerprint": self.fingerprint,
+                "frame_rates": list(self.frame_rates) if isinstance(self.frame_rates, (tuple, list)) else self.frame_rates,
+                "codebook_sizes": (list(self.codebook_sizes) if isinstance(self.codebook_sizes, (tuple, list))
+                                   else self.codebook_sizes), "sample_rate": self.sample_rate}
+        check_header(meta, where)
+        if self.acoustic.shape[1] < 1:
+            raise TokenFileError(f"{where}: acoustic has 0 layers")
+        for k, arr, t in (("semantic_lengths", self.semantic, self.semantic.shape[1]),
+                          ("acoustic_lengths", self.acoustic, self.acoustic.shape[-1])):
+            lens = getattr(self, k)
+            lo, hi = int(lens.min()), int(lens.max())
+            if lo < 1:
+                raise TokenFileError(f"{where}: {k} must be >= 1 (zero-length tokens), got {lo}")
+            if hi > t:
+                raise TokenFileError(f"{where}: {k} {hi} is beyond the array's {t} frames")
+        for k, arr, lens, size in (("semantic", self.semantic, self.semantic_lengths, self.codebook_sizes[0]),
+                                   ("acoustic", self.acoustic, self.acoustic_lengths, self.codebook_sizes[1])):
+            valid = torch.arange(arr.shape[-1], device=arr.device)[None] < lens.to(arr.device)[:, None]
+            vals = (arr if arr.dim() == 2 else arr.transpose(1, 2))[valid]
+            lo, hi = int(vals.min()), int(vals.max())
+            if lo < 0 or hi >= size:
+                raise TokenFileError(f"{where}: {k} indices must lie in [0, {size}), got [{lo}, {hi}]")
+        n = self.num_samples
+        if int(n.min()) < 1:
+            raise TokenFileError(f"{where}: num_samples must be positive, got {int(n.min())}")
+        per_token = self.sample_rate / float(self.frame_rates[0])
+        cover = ((self.semantic_lengths.double() + 1) * per_token).floor().long()
+        if bool((n > cover).any()):
+            i = int((n > cover).nonzero()[0])
+            raise TokenFileError(f"{where}: num_samples {int(n[i])} of item {i} is longer than its "
+                                 f"{int(self.semantic_lengths[i])} semantic tokens cover ({int(cover[i])})")
+        return self
+
     def __len__(self) -> int:
         return int(self.semantic.shape[0])
 
@@ -67,10 +170,11 @@ class Tokens:
 
     # ------------------------------------------------------------------ file format
     def save(self, path: str | Path) -> Path:
-        """Write a versioned token file (atomically: temp file + rename)."""
+        """Write a versioned token file (atomically: temp file + rename); malformed tokens are refused."""
         from safetensors.torch import save_file
 
         p = Path(path)
+        self.validate(str(p))
         meta = {"format": TOKEN_FORMAT, "version": TOKEN_VERSION, "fingerprint": self.fingerprint,
                 "frame_rates": list(self.frame_rates), "codebook_sizes": list(self.codebook_sizes),
                 "sample_rate": self.sample_rate}
@@ -99,17 +203,16 @@ class Tokens:
             meta = json.loads(raw or "")
         except json.JSONDecodeError:
             raise TokenFileError(f"{p}: not a dsatok token file (no dsatok header)") from None
-        if meta.get("format") != TOKEN_FORMAT:
-            raise TokenFileError(f"{p}: not a dsatok token file (format {meta.get('format')!r})")
-        if int(meta.get("version", 0)) > TOKEN_VERSION:
-            raise TokenFileError(f"{p}: token file version {meta['version']} is newer than this dsatok "
-                                 f"(reads up to {TOKEN_VERSION}); upgrade dsatok")
-        need = {"semantic", "acoustic", "semantic_lengths", "acoustic_lengths", "num_samples"}
+        meta = check_header(meta, str(p))
+        need = set(_INDEX_FIELDS)
         if not need <= set(tensors):
             raise TokenFileError(f"{p}: token file lacks {sorted(need - set(tensors))}")
+        for k in _INDEX_FIELDS:  # before .long(): float indices would be truncated silently
+            if tensors[k].is_floating_point() or tensors[k].dtype == torch.bool:
+                raise TokenFileError(f"{p}: {k} must hold integer indices, got {str(tensors[k].dtype).replace('torch.', '')}")
         return cls(semantic=tensors["semantic"].long(), acoustic=tensors["acoustic"].long(),
                    semantic_lengths=tensors["semantic_lengths"].long(),
                    acoustic_lengths=tensors["acoustic_lengths"].long(), num_samples=tensors["num_samples"].long(),
-                   frame_rates=tuple(float(x) for x in meta["frame_rates"]),  # type: ignore[arg-type]
-                   codebook_sizes=tuple(int(x) for x in meta["codebook_sizes"]),  # type: ignore[arg-type]
-                   sample_rate=int(meta["sample_rate"]), fingerprint=str(meta["fingerprint"]))
+                   frame_rates=(float(meta["frame_rates"][0]), float(meta["frame_rates"][1])),
+                   codebook_sizes=(int(meta["codebook_sizes"][0]), int(meta["codebook_sizes"][1])),
+                   sample_rate=int(meta["sample_rate"]), fingerprint=str(meta["fingerprint"])).validate(str(p))
