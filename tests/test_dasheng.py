@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dsatok.config import from_dict
-from dsatok.models.dasheng import (DASHENG_PRESETS, DashengConfig, DashengTokenizer, DashengViT,
-                                   load_dasheng_weights)
+from dsatok.dasheng_tokenizer import DASHENG_PRESETS, DashengConfig, DashengTokenizer
+from dsatok.models.dasheng import DashengViT, load_dasheng_weights
 from dsatok.models.io import ModelLoadError
 
 
@@ -119,7 +119,7 @@ def test_linear_probe_separates_what_is_there_and_not_what_is_not():
 
 
 def test_generated_noises_have_their_spectral_slopes():
-    from dsatok.eval.linear_probe import add_noise, make_noise
+    from dsatok.data.noise import add_noise, make_noise
 
     rng = np.random.default_rng(0)
 

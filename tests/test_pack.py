@@ -30,7 +30,7 @@ def flac_pack(tiny_corpus, sem_dir, tmp_path_factory):
 
 def test_flac_pack_is_lossless_and_holds_the_tokenizers_tokens(tiny_corpus, sem_dir, flac_pack):
     from dsatok.data.manifests import load_cuts
-    from dsatok.train.data import load_cut_audio
+    from dsatok.data.batches import load_cut_audio
     from dsatok.train.pack import PackedSplit
 
     split = PackedSplit(flac_pack, "train")
@@ -62,7 +62,7 @@ def test_opus_pack_is_smaller_and_close(tiny_corpus, flac_pack, tmp_path):
 
 
 def test_pack_sampler_budget_order_and_resume(flac_pack):
-    from dsatok.train.data import ResumableBatches
+    from dsatok.data.batches import ResumableBatches
     from dsatok.train.pack import PackedSplit, PackSampler, _PackDataset
 
     split = PackedSplit(flac_pack, "train")

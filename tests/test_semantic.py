@@ -114,7 +114,7 @@ def test_phonemizer_runs_espeak_and_caches(tmp_path, monkeypatch):
 def test_stage1_trains_exports_and_evaluates(tiny_corpus, tmp_path, target):
     import shutil
 
-    from dsatok.eval.semantic import evaluate_semantic
+    from dsatok.train.semantic_eval import evaluate_semantic
     from dsatok.train import semantic as S
     from dsatok.train.config import load_stage_config
 

@@ -1,7 +1,7 @@
 import pytest
 
 from dsatok.data.text import load_sentences, normalize_sentence, split_sentences
-from dsatok.eval.text import cer, normalize_text, wer
+from dsatok.judges.text import cer, normalize_text, wer
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -39,7 +39,7 @@ def test_wer_normalisation_and_rates():
 
 
 def test_align_words_attributes_each_edit_once():
-    from dsatok.eval.text import _edits, align_words
+    from dsatok.judges.text import _edits, align_words
 
     cases = [("a b c d", "a x c d"), ("a b c", "a c"), ("a b", "a q b z"), ("", "x y"), ("a b c", ""),
              ("the cat sat on the mat", "the cat sit on mat mat now")]
@@ -53,7 +53,7 @@ def test_align_words_attributes_each_edit_once():
 
 
 def test_wer_by_vocabulary_splits_errors_that_add_up_to_wer():
-    from dsatok.eval.text import wer, wer_by_vocabulary
+    from dsatok.judges.text import wer, wer_by_vocabulary
 
     refs = ["Never trust an operating system.", "So many women"]
     hyps = ["never tust an operating sistum", "so meny women too"]

@@ -3,7 +3,7 @@ import itertools
 import torch
 
 from dsatok.data.manifests import load_cuts
-from dsatok.train.data import AudioBatchDataset, ResumableBatches, make_sampler
+from dsatok.data.batches import AudioBatchDataset, ResumableBatches, make_sampler
 
 
 def _ids(batches, n):

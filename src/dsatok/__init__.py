@@ -17,8 +17,8 @@ _LAZY = {
     "DSATokenizer": ("dsatok.tokenizer", "DSATokenizer"),
     "DecodeOptions": ("dsatok.tokenizer", "DecodeOptions"),
     "Tokens": ("dsatok.tokens", "Tokens"),
-    "DashengTokenizer": ("dsatok.models.dasheng", "DashengTokenizer"),
-    "DashengConfig": ("dsatok.models.dasheng", "DashengConfig"),
+    "DashengTokenizer": ("dsatok.dasheng_tokenizer", "DashengTokenizer"),
+    "DashengConfig": ("dsatok.dasheng_tokenizer", "DashengConfig"),
     "MelConfig": ("dsatok.config", "MelConfig"),
     "ConfigError": ("dsatok.config", "ConfigError"),
     "AudioError": ("dsatok.audio", "AudioError"),
@@ -27,7 +27,7 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from .audio import AudioError
     from .config import ConfigError, MelConfig
-    from .models.dasheng import DashengConfig, DashengTokenizer
+    from .dasheng_tokenizer import DashengConfig, DashengTokenizer
     from .tokenizer import DecodeOptions, DSATokenizer
     from .tokens import Tokens
 

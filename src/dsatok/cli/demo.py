@@ -65,8 +65,8 @@ def _measure(out: Path, meta: dict) -> dict:
     try:
         from ..audio import load
         from ..eval.asr import WhisperASR
-        from ..eval.speaker import cosine, load_speaker_encoder
-        from ..eval.text import wer
+        from ..judges.speaker import cosine, load_speaker_encoder
+        from ..judges.text import wer
     except ImportError as e:  # evaluation extras not installed
         return {"skipped": f"evaluation extras missing ({e.name})"}
     wavs = {k: load(out / f"{k}.wav") for k in ("recombined", "reconstructed", "content", "voice", "target")}

@@ -173,7 +173,7 @@ def _report(rep: dict, out_dir: str | Path, md: str, t0: float, title: str = "")
 def _dasheng(a: argparse.Namespace) -> int:
     from ..eval.dasheng import evaluate_dasheng_reconstruction
     from ..eval.tables import load_evaluators, markdown_table
-    from ..models.dasheng import DashengTokenizer
+    from ..dasheng_tokenizer import DashengTokenizer
     from ..models.io import model_fingerprint
 
     t0 = time.perf_counter()
@@ -245,7 +245,7 @@ def _write(report: dict, out: str | None, echo: bool = True) -> None:
 
 
 def _semantic(a: argparse.Namespace) -> int:
-    from ..eval.semantic import evaluate_semantic
+    from ..train.semantic_eval import evaluate_semantic
 
     t0 = time.perf_counter()
     ref_asr = None
@@ -304,7 +304,7 @@ def _linear_probe(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     reps = []
     if a.dasheng:
-        from ..models.dasheng import DashengTokenizer
+        from ..dasheng_tokenizer import DashengTokenizer
 
         reps.append(dasheng_reps(DashengTokenizer.from_pretrained(a.dasheng)))
     if a.model != "none":

@@ -233,8 +233,8 @@ def _score(ev, trips: list[dict], wavs: list, ref_emb: dict) -> dict:
     import numpy as np
 
     from ..audio import load
-    from ..eval.speaker import cosine
-    from ..eval.text import wer
+    from ..judges.speaker import cosine
+    from ..judges.text import wer
 
     refs, hyps, sims, sims_s, mos, empty = [], [], [], [], [], 0
     for t, wt in zip(trips, wavs):

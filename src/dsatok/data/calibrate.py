@@ -15,6 +15,7 @@ import random
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def embed_candidates(
     from ..audio import load
 
     if encoder is None:
-        from ..eval.speaker import ResemblyzerEncoder
+        from ..judges.speaker import ResemblyzerEncoder
 
         encoder = ResemblyzerEncoder()
     texts = random.Random(seed).sample(sentences, n_utts)
@@ -153,10 +154,13 @@ def candidate_wer(
     n_utts: int = 4,
     seed: int = 1,
     jobs: int = 2,
-    asr=None,
+    asr: Any,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Word error rate of an ASR model (default: offline faster-whisper) per candidate voice.
+    """Word error rate of an ASR model per candidate voice.
+
+    ``asr``: anything with ``transcribe(wav [N]) -> str``, e.g. ``dsatok.eval.asr.WhisperASR()``
+    (offline faster-whisper; passed in because the data layer does not import evaluation code).
 
     Voices no listener (human or ASR) can follow make poor training and test speakers; the
     selection drops candidates above a WER limit before choosing distinct speakers.
@@ -164,12 +168,8 @@ def candidate_wer(
     from tqdm import tqdm
 
     from ..audio import load
-    from ..eval.text import wer
+    from ..judges.text import wer
 
-    if asr is None:
-        from ..eval.asr import WhisperASR
-
-        asr = WhisperASR()
     texts = random.Random(seed).sample(sentences, n_utts)
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="dsatok-calib-wer-") as td:

@@ -86,7 +86,7 @@ if a["case"] == "enhance":
     from dsatok.models.enhancer import SpeechEnhancer
     m = SpeechEnhancer.from_pretrained(a["model"])
 else:
-    from dsatok.models.dasheng import DashengTokenizer
+    from dsatok.dasheng_tokenizer import DashengTokenizer
     m = DashengTokenizer.from_pretrained(a["model"])
 """ + _START + r"""
 with torch.no_grad():

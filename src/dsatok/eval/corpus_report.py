@@ -27,7 +27,7 @@ def corpus_report(root: str | Path, *, n_enroll: int = 6, max_test_per_speaker: 
     from ..audio import load
     from ..data.calibrate import nearest_centroid_accuracy
     from ..data.manifests import load_split
-    from .text import wer
+    from ..judges.text import wer
 
     root = Path(root)
     rng = random.Random(seed)
@@ -42,7 +42,7 @@ def corpus_report(root: str | Path, *, n_enroll: int = 6, max_test_per_speaker: 
     if not test_spk:
         raise ValueError(f"{root}: the test split is empty")
     if encoder is None:
-        from .speaker import ResemblyzerEncoder
+        from ..judges.speaker import ResemblyzerEncoder
 
         encoder = ResemblyzerEncoder()
     t0 = time.time()

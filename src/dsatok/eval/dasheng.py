@@ -43,7 +43,7 @@ def evaluate_dasheng_reconstruction(models: dict[str, Any], corpus: str | Path, 
     ``rtf`` is encode + decode seconds per second of audio on this machine."""
     from tqdm import tqdm
 
-    from ..train.data import load_cut_audio
+    from ..data.batches import load_cut_audio
 
     cuts = _test_cuts(corpus, limit)
     rows: dict[str, list[dict]] = {}
@@ -81,8 +81,8 @@ def enhancement_items(cuts: list[Any], seed: int = 0, noises: tuple[str, ...] = 
                       snrs: tuple[float, ...] = ENH_SNRS) -> list[tuple[Any, np.ndarray, np.ndarray, str, float]]:
     """``(cut, clean, noisy, noise, snr)`` per test utterance: noise kinds and SNRs cycle over the
     utterances (babble: two *other* test utterances), reproducibly from ``seed``."""
-    from ..train.data import load_cut_audio
-    from ..train.enhance import mix_noise
+    from ..data.batches import load_cut_audio
+    from ..data.noise import mix_noise
 
     rng = np.random.default_rng(seed)
     wavs = [load_cut_audio(c) for c in cuts]

@@ -34,41 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.noise import add_noise
 from ..files import atomic_write_json, atomic_write_text
 
-__all__ = ["TASKS", "NOISES", "make_noise", "labels_for", "linear_probe", "probe_suite", "pool", "Representation"]
+__all__ = ["TASKS", "NOISES", "labels_for", "linear_probe", "probe_suite", "pool", "Representation"]
 
 TASKS = ("speaker", "gender", "engine", "rate", "pitch", "keyword", "noise")
 NOISES = ("none", "white", "pink", "brown", "hum")
 #: wav [N] (16 kHz) -> {representation name: frames [T, D]} (one encoding serves several rows)
 Representation = Callable[[torch.Tensor], dict[str, torch.Tensor]]
-
-
-def make_noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
-    """Unit-RMS noise of ``n`` samples: white, pink (1/f), brown (1/f²) or mains hum (50 Hz + harmonics)."""
-    if kind == "white":
-        x = rng.standard_normal(n)
-    elif kind in ("pink", "brown"):
-        spec = np.fft.rfft(rng.standard_normal(n))
-        f = np.maximum(np.fft.rfftfreq(n, 1 / sample_rate), 1.0)
-        spec = spec / (np.sqrt(f) if kind == "pink" else f)
-        x = np.fft.irfft(spec, n)
-    elif kind == "hum":
-        t = np.arange(n) / sample_rate
-        f0 = 50.0 * rng.uniform(0.95, 1.05)
-        x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3, 5))
-    else:
-        raise ValueError(f"unknown noise '{kind}' (choose from {NOISES[1:]})")
-    x = np.asarray(x, dtype=np.float64)
-    return (x / max(float(np.sqrt(np.mean(x**2))), 1e-9)).astype(np.float32)
-
-
-def add_noise(wav: np.ndarray, kind: str, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """``wav`` plus ``kind`` noise at ``snr_db`` dB SNR (``none`` returns ``wav``)."""
-    if kind == "none":
-        return wav
-    p = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
-    return (wav + make_noise(kind, len(wav), rng) * p / 10 ** (snr_db / 20)).astype(np.float32)
 
 
 def _first_word(text: str) -> str:
@@ -149,7 +123,7 @@ class _Item:
 
 def _items(corpus: str | Path, limit: int, seed: int) -> list[_Item]:
     from ..data.manifests import load_cuts
-    from ..train.data import load_cut_audio
+    from ..data.batches import load_cut_audio
 
     rng = np.random.default_rng(seed)
     out = []

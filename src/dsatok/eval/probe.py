@@ -121,7 +121,7 @@ def extract_streams(source: TokenSource, corpus: str | Path, split: str, limit: 
     from tqdm import tqdm
 
     from ..data.manifests import load_cuts
-    from ..train.data import load_cut_audio
+    from ..data.batches import load_cut_audio
 
     cuts = list(load_cuts(str(corpus), split))
     if limit:
@@ -159,7 +159,7 @@ def train_asr_probe(codebook: int, frame_rate: float, train: tuple[list[torch.Te
                     cfg: ProbeConfig = ProbeConfig()) -> dict[str, float]:
     """CTC character probe; returns test WER / CER of the epoch with the best dev CER."""
     from ..models.semantic import CHAR_VOCAB, ctc_greedy, text_to_ids
-    from .text import cer, wer
+    from ..judges.text import cer, wer
 
     torch.manual_seed(cfg.seed)
     up = max(1, int(math.ceil(50.0 / frame_rate)))

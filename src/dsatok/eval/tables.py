@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .text import wer
+from ..judges.text import wer
 
 __all__ = ["Evaluators", "evaluator_versions", "load_evaluators", "evaluate_reconstruction", "evaluate_recombination", "markdown_table",
            "summary_row", "mos_scores", "speaker_cosine", "try_metric"]
@@ -63,7 +63,7 @@ def evaluator_versions(packages: tuple[str, ...] = EVALUATOR_PACKAGES) -> dict[s
 def load_evaluators(asr: str = "faster-whisper", speaker: str = "resemblyzer",
                     mos: tuple[str, ...] = ("dnsmos", "distillmos")) -> Evaluators:
     from .asr import load_asr
-    from .speaker import load_speaker_encoder
+    from ..judges.speaker import load_speaker_encoder
 
     return Evaluators(load_asr(asr), load_speaker_encoder(speaker), [M.load_mos(m) for m in mos])
 
@@ -106,7 +106,7 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
     from tqdm import tqdm
 
     from ..data.manifests import load_cuts
-    from ..train.data import load_cut_audio
+    from ..data.batches import load_cut_audio
 
     cuts = list(load_cuts(str(corpus), split))
     cuts = cuts[: limit] if limit else cuts
@@ -158,7 +158,7 @@ def try_metric(fn: Callable, *a: Any) -> float | None:
 
 def speaker_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine similarity of two speaker embeddings."""
-    from .speaker import cosine
+    from ..judges.speaker import cosine
 
     return cosine(a, b)
 

@@ -27,7 +27,7 @@ def evaluate_vocoders(vocoders: dict[str, Any], corpus: str | Path, ev: Evaluato
     from ..audio import MelFrontend
     from ..data.manifests import load_cuts
     from ..models.vocoder import check_mel_match
-    from ..train.data import load_cut_audio
+    from ..data.batches import load_cut_audio
 
     if not vocoders:
         raise ValueError("no vocoder to evaluate")

@@ -1,17 +1,12 @@
-"""DashengTokenizer: one continuous 25 Hz latent for understanding and generation.
+"""Dasheng parts: the audio ViT semantic encoder and its weight loader, and the mel definitions.
 
-``unified = semantic + LayerNorm(W · mel_patch)``: a frozen semantic encoder gives ``semantic
-[B, T, D]``; a 128-bin log-mel cut into patches of 4 frames goes through **one** linear
-projection (``Conv2d`` with kernel = stride = ``(128, 4)``) and a LayerNorm and is *added*.
-A Vocos-style decoder (transposed conv ×2 → ConvNeXt → iSTFT, hop 320 at 16 kHz) maps the
-latent back to a waveform.
+The public :class:`~dsatok.dasheng_tokenizer.DashengTokenizer` (one continuous 25 Hz latent,
+``unified = semantic + LayerNorm(W · mel_patch)``) composes these with a Vocos-style decoder;
+it lives in :mod:`dsatok.dasheng_tokenizer`, and its names stay importable from here.
 
-Semantic back ends:
-
-- ``vit``: a Dasheng-compatible audio ViT (64-bin mel patches of 4 frames, 1008-frame windows),
-  loadable from a local directory of original Dasheng weights (:func:`load_dasheng_weights`);
-- ``dsa``: our own frozen stage-1 semantic encoder (the continuous output before FSQ), stored in
-  ``semantic/`` beside the Dasheng weights.
+- :class:`DashengViT`: a Dasheng-compatible audio ViT (64-bin mel patches of 4 frames,
+  1008-frame windows), loadable from a local directory of original Dasheng weights
+  (:func:`load_dasheng_weights`).
 """
 
 from __future__ import annotations
@@ -19,21 +14,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio import MelFrontend, batch_and_lengths, lengths_to_mask
-from ..config import ConfigError, MelConfig
-from .io import ModelLoadError, load_model_config, load_weights, save_model
-from .vocoder import VocoderConfig, VocosVocoder
+from ..audio import MelFrontend, lengths_to_mask
+from ..config import MelConfig
+from .io import ModelLoadError
 
-__all__ = ["DashengConfig", "DashengViTConfig", "DashengViT", "DashengTokenizer", "DashengLatents",
-           "load_dasheng_weights", "DASHENG_PRESETS"]
+__all__ = ["DashengViTConfig", "DashengViT", "load_dasheng_weights", "VIT_MEL", "ACOUSTIC_MEL", "DECODER_MEL",
+           "PATCH_FRAMES"]
 
-KIND = "dsatok-dasheng"
+#: names that moved to :mod:`dsatok.dasheng_tokenizer` (still importable from here)
+_MOVED = ("DashengConfig", "DashengTokenizer", "DashengLatents", "DASHENG_PRESETS", "KIND")
 #: Dasheng's own front end: 64-bin HTK power mel in dB (top 120 dB), 25 ms / 10 ms at 16 kHz
 VIT_MEL = MelConfig(n_fft=512, win_length=512, hop_length=160, n_mels=64, fmax=8000.0, power=2.0,
                     log_floor=1e-10, mel_scale="htk", norm="none")
@@ -55,53 +49,6 @@ class DashengViTConfig:
 
 #: the decoder's iSTFT framing: hop 320 at 16 kHz (50 Hz) after the ×2 transposed conv
 DECODER_MEL = MelConfig(n_fft=1280, win_length=1280, hop_length=320)
-_DECODER_MEL_DICT = {"n_fft": 1280, "win_length": 1280, "hop_length": 320}
-
-
-def _decoder_default() -> VocoderConfig:
-    return VocoderConfig(mel=DECODER_MEL, dim=256, intermediate=768, layers=8, in_dim=768, upsample=2, n_fft=1280)
-
-
-@dataclasses.dataclass(frozen=True)
-class DashengConfig:
-    backend: Literal["vit", "dsa"] = "vit"
-    vit: DashengViTConfig = DashengViTConfig()
-    dim: int = 768  # latent width: vit.embed_dim, or the DSA semantic encoder's output width
-    #: False: the seed's semantic-only ablation (no acoustic injection; unified = semantic)
-    inject_acoustic: bool = True
-    decoder: VocoderConfig = dataclasses.field(default_factory=_decoder_default)
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("vit", "dsa"):
-            raise ConfigError(f"dasheng.backend must be 'vit' or 'dsa', got '{self.backend}'")
-        if self.backend == "vit" and self.dim != self.vit.embed_dim:
-            raise ConfigError(f"dasheng.dim ({self.dim}) must equal vit.embed_dim ({self.vit.embed_dim})")
-        if self.decoder.in_dim != self.dim:
-            raise ConfigError(f"dasheng.decoder.in_dim ({self.decoder.in_dim}) must equal dim ({self.dim})")
-        if self.decoder.mel.hop_length * self.decoder.upsample != PATCH_FRAMES * 160:
-            raise ConfigError("dasheng.decoder must map 25 Hz latents to 16 kHz (hop × upsample = 640)")
-
-
-DASHENG_PRESETS: dict[str, dict] = {
-    "tiny": {"vit": {"embed_dim": 192, "depth": 4, "heads": 3}, "dim": 192,
-             "decoder": {"mel": _DECODER_MEL_DICT, "in_dim": 192, "dim": 256, "intermediate": 768, "layers": 8,
-                         "upsample": 2, "n_fft": 1280}},
-    "base": {},
-}
-
-
-@dataclasses.dataclass
-class DashengLatents:
-    """``semantic``, ``acoustic`` and ``unified`` [B, T, D] at 25 Hz; ``lengths`` [B] valid frames."""
-
-    semantic: torch.Tensor
-    acoustic: torch.Tensor
-    unified: torch.Tensor
-    lengths: torch.Tensor
-
-    def __getitem__(self, key: str) -> torch.Tensor:  # dict-style access like the original API
-        return {"semantic": self.semantic, "acoustic": self.acoustic, "unified": self.unified,
-                "semantic_emb": self.semantic, "acoustic_emb": self.acoustic, "unified_emb": self.unified}[key]
 
 
 class _Attention(nn.Module):
@@ -247,84 +194,9 @@ def load_dasheng_weights(vit: DashengViT, path: str | Path) -> DashengViT:
     return vit
 
 
-class DashengTokenizer(nn.Module):
-    """``encode(wav [B, N], lens) -> DashengLatents`` (25 Hz) and ``decode(unified [B, T, D]) -> wav [B, T * 640]``."""
+def __getattr__(name: str):  # lazy: dsatok.dasheng_tokenizer imports this module
+    if name in _MOVED:
+        from .. import dasheng_tokenizer
 
-    def __init__(self, cfg: DashengConfig, semantic: nn.Module | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg
-        if cfg.backend == "vit":
-            self.semantic = DashengViT(cfg.vit)
-        else:
-            if semantic is None:
-                raise ConfigError("dasheng backend 'dsa' needs a stage-1 semantic tokenizer")
-            self._dsa = [semantic.requires_grad_(False).eval()]  # kept out of the state dict
-            self.semantic = None
-        self.acoustic_mel = MelFrontend(ACOUSTIC_MEL)
-        if cfg.inject_acoustic:
-            self.acoustic_proj = nn.Conv2d(1, cfg.dim, kernel_size=(ACOUSTIC_MEL.n_mels, PATCH_FRAMES),
-                                           stride=(ACOUSTIC_MEL.n_mels, PATCH_FRAMES))
-            self.acoustic_norm = nn.LayerNorm(cfg.dim)
-        self.decoder = VocosVocoder(cfg.decoder)
-        if self.semantic is not None:
-            self.semantic.requires_grad_(False)
-
-    sample_rate = 16000
-    frame_rate = 25.0
-
-    @property
-    def dsa_semantic(self) -> nn.Module | None:
-        return self._dsa[0] if self.cfg.backend == "dsa" else None
-
-    def train(self, mode: bool = True) -> "DashengTokenizer":
-        super().train(mode)
-        if self.semantic is not None:
-            self.semantic.eval()  # frozen: BatchNorm statistics never move
-        return self
-
-    @torch.no_grad()
-    def semantic_features(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frozen semantic embedding ``[B, T, D]`` and valid frames ``[B]``."""
-        if self.semantic is not None:
-            return self.semantic(wav, lens)
-        sem = self._dsa[0].to(wav.device)  # kept outside the module tree: follow the input's device
-        return sem.encoder(wav, lens)
-
-    def acoustic_features(self, wav: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        """``LN(W · mel_patch)``: ``[B, T, D]`` with ``T = frames // 4`` (zeros without injection)."""
-        mel, _ = self.acoustic_mel(wav, lens)
-        if not self.cfg.inject_acoustic:
-            return mel.new_zeros(mel.shape[0], mel.shape[-1] // PATCH_FRAMES, self.cfg.dim)
-        h = self.acoustic_proj(mel[:, None])[:, :, 0].transpose(1, 2)
-        return self.acoustic_norm(h)
-
-    def encode(self, wav: torch.Tensor, lens: torch.Tensor | None = None) -> DashengLatents:
-        wav, lens = batch_and_lengths(wav, lens)
-        sem, s_lens = self.semantic_features(wav, lens)
-        ac = self.acoustic_features(wav, lens)
-        t = min(sem.shape[1], ac.shape[1])
-        sem, ac = sem[:, :t], ac[:, :t]
-        out_lens = torch.minimum(s_lens.clamp(max=t), torch.div(lens, 640, rounding_mode="floor"))
-        mask = lengths_to_mask(out_lens, t)[..., None]
-        ac = ac * mask
-        return DashengLatents(sem * mask, ac, (sem + ac) * mask, out_lens)
-
-    def decode(self, unified: torch.Tensor) -> torch.Tensor:
-        """``[B, T, D] -> wav [B, T * 640]`` (chunked for long inputs)."""
-        return self.decoder.synthesize(unified.transpose(1, 2), chunk_frames=250)
-
-    def save_pretrained(self, out_dir: str | Path) -> Path:
-        out = save_model(self, self.cfg, KIND, out_dir)
-        if self.cfg.backend == "dsa":
-            self._dsa[0].save_pretrained(Path(out_dir) / "semantic")
-        return out
-
-    @classmethod
-    def from_pretrained(cls, model_dir: str | Path) -> "DashengTokenizer":
-        cfg, _ = load_model_config(DashengConfig, model_dir, KIND)
-        sem = None
-        if cfg.backend == "dsa":
-            from .semantic import SemanticTokenizer
-
-            sem = SemanticTokenizer.from_pretrained(Path(model_dir) / "semantic")
-        return load_weights(cls(cfg, sem), model_dir).requires_grad_(False)
+        return getattr(dasheng_tokenizer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -151,21 +151,6 @@ class LatentEnhancer(nn.Module):
             h = blk(h, c, mask, rope)
         return self.out(self.norm(h)) * mask[..., None].to(h.dtype)
 
-    def loss(self, clean: torch.Tensor, noisy: torch.Tensor, lengths: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-        """Conditional flow-matching MSE on valid frames; ``clean``/``noisy`` raw latents ``[B, T, D]``."""
-        x1, cond = self.normalise(clean), self.normalise(noisy)
-        mask = lengths_to_mask(lengths, x1.shape[1])
-        x0 = self.prior(cond, generator)
-        t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
-        if self.cfg.t_zero_prob > 0:
-            at_zero = torch.rand(x1.shape[0], generator=generator, device=x1.device) < self.cfg.t_zero_prob
-            t = torch.where(at_zero, torch.zeros_like(t), t)
-        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
-        v = self(xt, cond, t, mask)
-        m = mask[..., None].to(v.dtype)
-        return ((v - (x1 - x0)) ** 2 * m).sum() / (m.sum() * x1.shape[-1]).clamp(min=1)
-
     @torch.no_grad()
     def enhance(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None, *, steps: int | None = None,
                 seed: int | None = 0, start: float = 0.0) -> torch.Tensor:
@@ -245,7 +230,7 @@ class SpeechEnhancer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path) -> "SpeechEnhancer":
-        from .dasheng import DashengTokenizer
+        from ..dasheng_tokenizer import DashengTokenizer
 
         return cls(DashengTokenizer.from_pretrained(Path(model_dir) / "tokenizer"),
                    LatentEnhancer.from_pretrained(model_dir))

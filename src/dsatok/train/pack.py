@@ -16,7 +16,7 @@ Layout of a pack folder::
     speaker.npy    float32 [items, D]           (when built with a speaker encoder)
 
 :func:`pack_batches` serves a pack like :func:`~dsatok.train.data.corpus_batches` serves a corpus:
-resumable, duration-bucketed dynamic batches of :class:`~dsatok.train.data.AudioBatch`, whose
+resumable, duration-bucketed dynamic batches of :class:`~dsatok.data.batches.AudioBatch`, whose
 ``sem [B, S]`` holds the tokens. All audio of a split is decoded into memory once.
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
-from .data import AudioBatch, ResumableBatches
+from ..data.batches import AudioBatch, ResumableBatches
 
 __all__ = ["build_pack", "PackedSplit", "PackSampler", "pack_batches", "read_pack_meta", "PACK_CODECS"]
 
@@ -91,7 +91,7 @@ def build_pack(corpus: str, out: str | Path, *, splits: tuple[str, ...] = ("trai
     from tqdm import tqdm
 
     from ..data.manifests import load_cuts
-    from .data import load_cut_audio
+    from ..data.batches import load_cut_audio
 
     if codec not in PACK_CODECS:
         raise ConfigError(f"pack codec must be one of {PACK_CODECS}, got {codec!r}")

@@ -12,12 +12,12 @@ from torch import nn
 
 from ..audio import lengths_to_mask
 from ..config import ConfigError
-from ..models.semantic import (CTCHead, SemanticConfig, SemanticTokenizer, ctc_greedy, ctc_greedy_ids, ctc_vocab,
+from ..models.semantic import (SemanticConfig, SemanticTokenizer, ctc_greedy, ctc_greedy_ids, ctc_vocab,
                                text_to_ids)
 from ..quant.fsq import codebook_stats
 from .config import TrainConfig, load_stage_config
 
-__all__ = ["SemanticStageConfig", "SemanticCTCModel", "SemanticTask", "SEMANTIC_PRESETS", "load_ctc_model", "CTCTargets",
+__all__ = ["SemanticStageConfig", "CTCHead", "SemanticCTCModel", "SemanticTask", "SEMANTIC_PRESETS", "load_ctc_model", "CTCTargets",
            "phoneme_inventory", "resolve_phonemes"]
 
 
@@ -48,6 +48,26 @@ SEMANTIC_PRESETS: dict[str, dict] = {
               "train": {"max_steps": 200_000, "best_metric": "cer", "ema_decay": 0.999,
                         "optim": {"lr": 2e-4, "warmup_steps": 10_000}, "data": {"max_frames": 30_000}}},
 }
+
+
+class CTCHead(nn.Module):
+    """Stage-1 CTC head over characters: ``[B, T_s, D] -> log-probs [B, T_s * up, V]``.
+
+    Each token frame emits ``up`` *distinct* output frames (one linear map to ``up × V``), so a
+    25 Hz token stream can spell up to 50 characters per second; repeating one distribution
+    ``up`` times would cap it at 25 and make CTC infeasible for fast speech.
+    """
+
+    def __init__(self, dim: int, vocab: int, upsample: int = 2) -> None:
+        super().__init__()
+        self.up, self.vocab = upsample, vocab
+        self.conv = nn.Conv1d(dim, dim, 3, padding=1)
+        self.out = nn.Linear(dim, vocab * upsample)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        b, t, _ = h.shape
+        return self.out(h).view(b, t * self.up, self.vocab).log_softmax(-1)
 
 
 class SemanticCTCModel(nn.Module):
@@ -112,7 +132,7 @@ class CTCTargets:
     def score(self, texts: list[str], hyps: list[Any]) -> dict[str, float]:
         """Corpus error rates of ``hyps`` against ``texts``: ``cer`` / ``wer`` (characters) or
         ``per`` / ``pwer`` (phonemes; ``pwer`` counts a word wrong unless its whole phoneme spelling is right)."""
-        from ..eval.text import cer, symbol_error_rate, symbol_word_error_rate, wer
+        from ..judges.text import cer, symbol_error_rate, symbol_word_error_rate, wer
 
         if self.phonemizer is None:
             return {"cer": cer(texts, hyps), "wer": wer(texts, hyps)}

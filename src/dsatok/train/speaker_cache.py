@@ -19,8 +19,8 @@ def speaker_cache(corpus: str, splits: tuple[str, ...], encoder_spec: str = "res
     from tqdm import tqdm
 
     from ..data.manifests import load_cuts
-    from ..eval.speaker import load_speaker_encoder
-    from .data import load_cut_audio
+    from ..judges.speaker import load_speaker_encoder
+    from ..data.batches import load_cut_audio
 
     d = Path(cache_dir) if cache_dir else Path(corpus) / "cache"
     key = hashlib.sha1(encoder_spec.encode()).hexdigest()[:8]

@@ -34,8 +34,8 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
     from ..audio import lengths_to_mask
     from ..data.manifests import load_cuts
     from ..quant.fsq import codebook_stats
-    from ..train.data import AudioBatchDataset, make_sampler
-    from ..train.semantic import CTCTargets, load_ctc_model
+    from ..data.batches import AudioBatchDataset, make_sampler
+    from .semantic import CTCTargets, load_ctc_model
 
     model = load_ctc_model(model_dir)
     targets = CTCTargets(model.tokenizer.cfg, corpus)
@@ -67,7 +67,7 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
                        **{k: round(v, 4) for k, v in targets.score([refs[i] for i in sel], [hyps[i] for i in sel]).items()}}
     reference: dict[str, Any] = {}
     if reference_asr is not None:
-        from ..eval.text import cer, wer
+        from ..judges.text import cer, wer
 
         reference = {"asr": getattr(reference_asr, "name", type(reference_asr).__name__),
                      "cer": round(cer(refs, ref_hyps), 4), "wer": round(wer(refs, ref_hyps), 4)}
@@ -77,7 +77,7 @@ def evaluate_semantic(model_dir: str | Path, corpus: str | Path, split: str = "t
             row["reference_wer"] = round(wer([refs[i] for i in sel], [ref_hyps[i] for i in sel]), 4)
     vocab_split: dict[str, Any] = {}
     if targets.phonemizer is None:
-        from ..eval.text import normalize_text, wer_by_vocabulary
+        from ..judges.text import normalize_text, wer_by_vocabulary
 
         src = train_corpus or corpus
         vocab = {w for c in load_cuts(str(src), "train") for s in c.supervisions for w in normalize_text(s.text or "").split()}
