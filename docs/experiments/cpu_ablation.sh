@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Table 3 on a CPU: four stage-2 models trained for the same number of steps, two at a time on one
 # thread each, then `dsatok eval ablation` over all of them.
-#   bash scripts/cpu_ablation.sh CORPUS RUNS_DIR REPORT_DIR [STEPS] [MODEL_DIR]     # fine-tunes of MODEL_DIR
-#   SCRATCH_PACK=PACK bash scripts/cpu_ablation.sh CORPUS RUNS_DIR REPORT_DIR STEPS   # from scratch
+#   bash docs/experiments/cpu_ablation.sh CORPUS RUNS_DIR REPORT_DIR [STEPS] [MODEL_DIR]     # fine-tunes of MODEL_DIR
+#   SCRATCH_PACK=PACK bash docs/experiments/cpu_ablation.sh CORPUS RUNS_DIR REPORT_DIR STEPS   # from scratch
 # Rows: full (all losses), nospk (--no-speaker-loss), norec (--no-recombination), single
 # (--single-stream).
 # * Fine-tunes (default): STEPS steps (default 300) from MODEL_DIR's weights (default: the bundled

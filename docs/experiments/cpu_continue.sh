@@ -4,7 +4,7 @@
 # No speaker loss: it pools the acoustic tokens, so with the tokenizer frozen it would train only
 # its own pooling head. Resumable: run it again with the same RUN and it resumes from RUN's last checkpoint.
 #   dsatok corpus pack CORPUS PACK --semantic MODEL/semantic --codec flac      # once, ~6 min on 2 cores
-#   bash scripts/cpu_continue.sh MODEL PACK RUN MAX_STEPS SECONDS [extra dsatok train flags]
+#   bash docs/experiments/cpu_continue.sh MODEL PACK RUN MAX_STEPS SECONDS [extra dsatok train flags]
 #   dsatok export RUN/final -o OUT --vocoder MODEL/vocoder
 set -euo pipefail
 MODEL=$(realpath "${1:?model dir}"); PACK=${2:?pack dir}; RUN=${3:?run dir}; M=${4:?max steps}; T=${5:?seconds}; shift 5

@@ -1,6 +1,6 @@
 """Seeded dev flow loss of a stage-2 run's checkpoints (EMA weights), and of its init (step 0).
 
-    python3 scripts/dev_loss.py RUN 0 200 400     # steps; 0 = the weights the run started from (init_from)
+    python3 docs/experiments/dev_loss.py RUN 0 200 400     # steps; 0 = the weights the run started from (init_from)
 """
 import sys, tempfile, torch
 from dsatok.train.acoustic import AcousticStageConfig, ACOUSTIC_PRESETS, AcousticTask

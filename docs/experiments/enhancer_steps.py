@@ -2,7 +2,7 @@
 evaluation noises (as ``dsatok eval enhance`` does) and print the standardised latent MSE to the
 clean latent of the noisy latent and of the enhancer's output at several step counts.
 
-    python3 scripts/enhancer_steps.py --model ENHANCER_DIR --corpus CORPUS [--limit 15] [--steps 1,2,4,8,16]
+    python3 docs/experiments/enhancer_steps.py --model ENHANCER_DIR --corpus CORPUS [--limit 15] [--steps 1,2,4,8,16]
 
 A narrow noisy prior (``prior=noisy``, σ ≲ 0.1) is best read out in one step; a gaussian prior
 needs many (its one-step output is the blurry regression mean).

@@ -2,7 +2,7 @@
 # Stage 2 (full + ablations + single-stream) and the vocoder, concurrently on one GPU, from a training pack.
 # This is the recipe the bundled model and the ablation table of this session came from (H100, one call).
 #   dsatok corpus pack CORPUS .dev/pack --semantic SEMANTIC_DIR --codec opus
-#   bash scripts/gpu_stage2.sh T M MV full nospk norec single voc     (T: seconds; M / MV: max steps)
+#   bash docs/experiments/gpu_stage2.sh T M MV full nospk norec single voc     (T: seconds; M / MV: max steps)
 T=$1; M=$2; MV=$3; shift 3
 export OMP_NUM_THREADS=3 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader

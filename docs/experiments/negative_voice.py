@@ -1,13 +1,13 @@
 """Negative voice guidance, an experiment: steer a recombination away from the content source's own
 voice and measure whether it lands closer to the voice source (resemblyzer only, no ASR).
 
-    python3 scripts/negative_voice.py --corpus CORPUS [--model DIR] [--limit 100] [--weight 1] [-o OUT.json]
+    python3 docs/experiments/negative_voice.py --corpus CORPUS [--model DIR] [--limit 100] [--weight 1] [-o OUT.json]
 
 Field: ``v = v_c + w (v_c - v_u) + W (v_c - v_S)``, with ``v_S`` the field given S's semantic
 tokens and S's *own* acoustic tokens (its reconstruction) and ``w`` the model's CFG scale; ``W = 0``
 is the model's plain recombination (same noise as ``dsatok eval recomb``; per-pair similarities
 agree within ~0.005, the means to 0.001, since the two acoustic contexts are prepared padded in one batch). Not a decoding option of
-the package: on the bundled model it did not help (model card, "Per-stream guidance").
+the package: on the bundled model it did not help (docs/experiments/guidance.md).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from dsatok.audio import load
-from dsatok.eval.speaker import cosine, load_speaker_encoder
+from dsatok.judges.speaker import cosine, load_speaker_encoder
 from dsatok.models.flow_decoder import DecoderContext, sample
 from dsatok.tokenizer import DSATokenizer
 
@@ -83,9 +83,11 @@ def main() -> None:
 if __name__ == "__main__":
     import sys
 
-    from dsatok.cli.main import _known_errors
+    from dsatok import AudioError, ConfigError
+    from dsatok.data.manifests import CorpusError
+    from dsatok.models.io import ModelLoadError
 
     try:
         main()
-    except _known_errors() as e:  # bad corpus / model: one line, as the dsatok CLI prints it
+    except (AudioError, ConfigError, CorpusError, ModelLoadError, FileNotFoundError) as e:  # bad corpus / model: one line
         sys.exit(f"negative_voice: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")

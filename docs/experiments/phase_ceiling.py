@@ -1,6 +1,6 @@
 """Where Griffin-Lim loses quality: PESQ of the mel pseudo-inverse magnitude with different phases.
 
-Usage: python3 scripts/phase_ceiling.py CORPUS [N] [VOCOS_DIR]
+Usage: python3 docs/experiments/phase_ceiling.py CORPUS [N] [VOCOS_DIR]
 
 For the first N test utterances of CORPUS (default 10): the shared 100-bin mel of the clean audio →
 its pseudo-inverse magnitude, then the phase from (a) 32 fast Griffin-Lim iterations from a random,
@@ -19,7 +19,7 @@ from dsatok.audio import MelFrontend
 from dsatok.data.manifests import load_cuts
 from dsatok.eval import metrics as M
 from dsatok.models.vocoder import GriffinLim, VocosVocoder, griffin_lim, pinv_magnitude
-from dsatok.train.data import load_cut_audio
+from dsatok.data.batches import load_cut_audio
 
 
 def _fgla(mag: torch.Tensor, ang: torch.Tensor, n_iter: int, gl: GriffinLim) -> torch.Tensor:

@@ -4,7 +4,7 @@ A plain regression decoder (token embedding -> x4 upsample -> residual conv stac
 utterance's own mel mean/std as a voice vector) trained with L1 on log-mel for a fixed wall time on
 the pack's train split; then 20 test utterances (unseen voices) -> regressed mel -> bundled vocoder
 -> faster-whisper WER. Not a dsatok model: a capacity probe of the token stream.
-    python3 scripts/semantic_regression_probe.py PACK SECONDS CORPUS [N_TEST]
+    python3 docs/experiments/semantic_regression_probe.py PACK SECONDS CORPUS [N_TEST]
 (PACK: `dsatok corpus pack CORPUS PACK --semantic MODEL/semantic`; one thread; the bundled model's
 semantic tokenizer, vocoder and mel front end.)
 """
@@ -14,7 +14,7 @@ from dsatok.train.pack import PackedSplit
 from dsatok.tokenizer import DSATokenizer
 from dsatok.audio import MelFrontend
 from dsatok.data.manifests import load_cuts
-from dsatok.train.data import load_cut_audio
+from dsatok.data.batches import load_cut_audio
 torch.set_num_threads(1); torch.manual_seed(0); random.seed(0)
 pack, budget = sys.argv[1], float(sys.argv[2])
 corpus = sys.argv[3]
@@ -75,7 +75,7 @@ while time.time() - t0 < budget:
 print("trained steps", step, flush=True)
 
 from dsatok.eval.tables import load_evaluators
-from dsatok.eval.text import wer
+from dsatok.judges.text import wer
 ev = load_evaluators(mos=())
 refs, hyps, l1 = [], [], []
 net.eval()

@@ -1,7 +1,7 @@
 """Does a DSA decoder use each stream? Reconstruct test utterances with the semantic and/or the
 acoustic stream dropped (CFG 0, the same noise for every variant) and print the mel L1 to the input.
 
-    python3 scripts/stream_drop.py --corpus CORPUS [--model DIR] [--limit 10] [--steps 16]
+    python3 docs/experiments/stream_drop.py --corpus CORPUS [--model DIR] [--limit 10] [--steps 16]
 
 Variants: full, no_sem (e_s dropped), no_ac (e_a dropped), none (both), shuffled_sem (the
 semantic tokens permuted in time). A decoder that reads its semantic tokens loses much more
@@ -20,7 +20,7 @@ from dsatok.audio import MelFrontend
 from dsatok.data.manifests import load_cuts
 from dsatok.models.flow_decoder import sample
 from dsatok.tokenizer import DSATokenizer
-from dsatok.train.data import load_cut_audio
+from dsatok.data.batches import load_cut_audio
 
 VARIANTS = ("full", "no_sem", "no_ac", "none", "shuffled_sem")
 
@@ -61,9 +61,11 @@ def main() -> None:
 if __name__ == "__main__":
     import sys
 
-    from dsatok.cli.main import _known_errors
+    from dsatok import AudioError, ConfigError
+    from dsatok.data.manifests import CorpusError
+    from dsatok.models.io import ModelLoadError
 
     try:
         main()
-    except _known_errors() as e:  # bad corpus / model: one line, as the dsatok CLI prints it
+    except (AudioError, ConfigError, CorpusError, ModelLoadError, FileNotFoundError) as e:  # bad corpus / model: one line
         sys.exit(f"stream_drop: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
