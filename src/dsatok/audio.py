@@ -100,7 +100,8 @@ def load(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
         raise
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise AudioError(p, f"unreadable audio ({msg})") from None
+        msg = msg.replace(f"Error opening {str(p)!r}: ", "")  # libsndfile repeats the path
+        raise AudioError(p, f"unreadable audio ({msg.strip()})") from None
     return check_samples(_to_mono_resampled(data, sr, sample_rate, p), sample_rate, p)
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .audio import as_waveforms
+from .audio import MIN_DURATION_S, as_waveforms
 from .files import atomic_write_json
 from .models.acoustic import AcousticTokenizer
 from .models.flow_decoder import FlowDecoder, sample
@@ -334,7 +334,7 @@ class DSATokenizer(nn.Module):
     # ------------------------------------------------------------------ decode
     def check_tokens(self, tokens: Tokens, where: str = "tokens") -> None:
         """Refuse malformed tokens (:meth:`Tokens.validate`), tokens made by another model
-        (fingerprint, codebooks, rates) and items shorter than one mel frame, with one line."""
+        (fingerprint, codebooks, rates) and items shorter than encode accepts, with one line."""
         if not isinstance(tokens, Tokens):
             raise TokenFileError(f"{where}: expected dsatok.Tokens, got {type(tokens).__name__}")
         tokens.validate(where)
@@ -347,9 +347,10 @@ class DSATokenizer(nn.Module):
         if tuple(tokens.frame_rates) != self.frame_rates or tokens.sample_rate != self.sample_rate:
             raise TokenFileError(f"{where}: frame rates {tuple(tokens.frame_rates)} at {tokens.sample_rate} Hz do not "
                                  f"match the model's {self.frame_rates} at {self.sample_rate} Hz")
-        if int(tokens.num_samples.min()) < self._hop:
-            raise TokenFileError(f"{where}: num_samples {int(tokens.num_samples.min())} is shorter than one frame "
-                                 f"({self._hop} samples)")
+        shortest = int(MIN_DURATION_S * self.sample_rate)  # what encode accepts, so what decode promises
+        if int(tokens.num_samples.min()) < shortest:
+            raise TokenFileError(f"{where}: num_samples {int(tokens.num_samples.min())} is shorter than "
+                                 f"{MIN_DURATION_S} s ({shortest} samples)")
 
     def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions,
                     gen: torch.Generator) -> torch.Tensor:
