@@ -16,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -33,77 +32,14 @@ from .models.flow_decoder import FlowDecoder, sample
 from .models.io import ModelLoadError, read_model_meta
 from .models.semantic import SemanticTokenizer
 from .models.vocoder import GriffinLim, check_mel_match, griffin_lim_iterations, griffin_lim_spec, load_vocoder
+from .options import DecodeOptions, check_int, check_number
+from .resources import default_model_dir
 from .tokens import Tokens, TokenFileError
 
 __all__ = ["DSATokenizer", "DecodeOptions", "default_model_dir", "AudioInput"]
 
 KIND = "dsatok-tokenizer"
 AudioInput = Union[str, Path, np.ndarray, torch.Tensor]
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeOptions:
-    """Sampler defaults stored with a model (each can be overridden per call)."""
-
-    steps: int = 16
-    cfg_scale: float = 2.0
-    solver: Literal["euler", "midpoint"] = "euler"
-    sway: float | None = -1.0
-    voice_cfg: float = 0.0  # extra guidance towards the acoustic tokens (see flow_decoder.sample)
-    content_cfg: float = 0.0  # extra guidance towards the semantic tokens
-
-    def __post_init__(self) -> None:
-        """Refuse a bad option with one :class:`~dsatok.config.ConfigError` naming it (here, once,
-        whether the options come from a model's config.json, the CLI or a ``decode`` call)."""
-        _check_int("steps", self.steps, 1, MAX_STEPS)
-        for name in ("cfg_scale", "voice_cfg", "content_cfg"):
-            _check_number(name, getattr(self, name), -MAX_GUIDANCE, MAX_GUIDANCE)
-        if self.solver not in SOLVERS:
-            raise _option_error("solver", f"unknown solver {self.solver!r} (choose {' or '.join(SOLVERS)})")
-        if self.sway is not None:
-            _check_number("sway", self.sway, -1.0, SWAY_MAX)
-
-
-#: ODE solvers the sampler knows
-SOLVERS = ("euler", "midpoint")
-#: bounds of the per-call options (a larger value is a mistake, not a setting)
-MAX_STEPS = 1000
-MAX_GUIDANCE = 100.0
-#: sway coefficients that keep the time grid monotonic (d/du >= 0 at u = 0 and u = 1)
-SWAY_MAX = 1.0 / (np.pi / 2 - 1.0)
-
-
-def _option_error(name: str, problem: str) -> Exception:
-    """``name`` is an option of ``decode`` unless it says otherwise (``"encode option ..."``)."""
-    from .config import ConfigError
-
-    return ConfigError(f"{name if ' option ' in name else 'decode option ' + name}: {problem}")
-
-
-def _check_int(name: str, v: Any, lo: int, hi: int | None = None) -> int:
-    """``v`` as an int in ``[lo, hi]`` (``bool`` and floats refused), else a one-line ConfigError."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise _option_error(name, f"expected an integer, got {v!r}")
-    if v < lo or (hi is not None and v > hi):
-        raise _option_error(name, f"must lie in [{lo}, {hi if hi is not None else 'inf'}], got {v}")
-    return int(v)
-
-
-def _check_number(name: str, v: Any, lo: float, hi: float) -> float:
-    """``v`` as a finite float in ``[lo, hi]``, else a one-line ConfigError."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-        raise _option_error(name, f"expected a finite number, got {v!r}")
-    if not lo <= v <= hi:
-        raise _option_error(name, f"must lie in [{lo:g}, {hi:g}], got {v}")
-    return float(v)
-
-
-def default_model_dir() -> Path:
-    """The bundled default model inside the package (``DSATOK_MODEL`` overrides it)."""
-    env = os.environ.get("DSATOK_MODEL")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent / "resources" / "models" / "dsa-default"
 
 
 def _state_digest(*modules: nn.Module) -> str:
@@ -295,9 +231,9 @@ class DSATokenizer(nn.Module):
 
         A single-stream model's semantic stream is all zeros (its decoder does not read it; the
         semantic encoder is not run), with the lengths a full model would give."""
-        _check_number("encode option chunk_seconds", chunk_seconds, 1.0, 3600.0)
-        _check_number("encode option context_seconds", context_seconds, 0.0, 60.0)
-        _check_number("encode option batch_seconds", batch_seconds, 1.0, 24 * 3600.0)
+        check_number("encode option chunk_seconds", chunk_seconds, 1.0, 3600.0)
+        check_number("encode option context_seconds", context_seconds, 0.0, 60.0)
+        check_number("encode option batch_seconds", batch_seconds, 1.0, 24 * 3600.0)
         waves = self._waves(audio, lengths)
         sem: list[torch.Tensor | None] = [None] * len(waves)
         ac: list[torch.Tensor | None] = [None] * len(waves)
@@ -404,10 +340,10 @@ class DSATokenizer(nn.Module):
                  "solver": solver}
         o = dataclasses.replace(self.decode_options, **{k: v for k, v in given.items() if v is not None},
                                 **({} if isinstance(sway, str) and sway == "default" else {"sway": sway}))
-        _check_int("seed", seed, -(2 ** 63), 2 ** 64 - 1)
-        _check_int("chunk_frames", chunk_frames, 100)
-        _check_int("overlap", overlap, 0, chunk_frames // 2)
-        _check_number("max_voice_seconds", max_voice_seconds, 0.1, 24 * 3600.0)
+        check_int("seed", seed, -(2 ** 63), 2 ** 64 - 1)
+        check_int("chunk_frames", chunk_frames, 100)
+        check_int("overlap", overlap, 0, chunk_frames // 2)
+        check_number("max_voice_seconds", max_voice_seconds, 0.1, 24 * 3600.0)
         gen = torch.Generator().manual_seed(int(seed))
         mels = []
         for t in tokens.split():

@@ -8,6 +8,7 @@ exit status is 1 when any failed. Outputs are written atomically.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -147,7 +148,68 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_info)
 
 
-def load_model(a: argparse.Namespace):
+def check_device(device: str) -> str:
+    """``device`` if this machine has it (``cpu``, ``cuda``, ``cuda:N``, ``mps``), else a one-line
+    CLIError, so that a bad ``--device`` is refused before any model is loaded."""
+    import torch
+
+    from .main import CLIError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CLIError(f"--device {device}: not a device (cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CLIError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CLIError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
+    elif dev.type != "cpu":
+        raise CLIError(f"--device {device}: unsupported device type '{dev.type}' (cpu, cuda, cuda:N or mps)")
+    return device
+
+
+def _writable_dir(d: Path, what: str) -> None:
+    """Create ``d`` (and parents) if missing and prove it writable with a probe file; else a
+    one-line CLIError starting with ``what``."""
+    import tempfile
+
+    from .main import CLIError
+
+    if d.exists() and not d.is_dir():
+        raise CLIError(f"{what}: {d} exists and is not a directory")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as e:
+        raise CLIError(f"{what}: cannot write in {d} ({e.strerror or type(e).__name__})") from None
+
+
+def check_outputs(dirs: Iterable[str] = (), files: Iterable[str | None] = ()) -> None:
+    """Before any model is loaded: each output directory, and each output file's directory, exists
+    (created if missing) and is writable; an output file is not an existing directory."""
+    from .main import CLIError
+
+    for d in dirs:
+        _writable_dir(Path(d), f"output directory {d}")
+    for f in files:
+        if f is None:
+            continue
+        p = Path(f)
+        if p.is_dir():
+            raise CLIError(f"output file {p}: is a directory")
+        _writable_dir(p.parent, f"output file {p}")
+
+
+def load_model(a: argparse.Namespace, out_dirs: Iterable[str] = (), out_files: Iterable[str | None] = ()):
+    """The model of ``--model`` on ``--device``, after the device and the outputs are checked (cheap
+    failures first: loading takes seconds)."""
+    check_device(a.device)
+    check_outputs(out_dirs, out_files)
     from ..tokenizer import DSATokenizer
 
     return DSATokenizer.from_pretrained(a.model, device=a.device, vocoder=a.vocoder)
@@ -162,20 +224,29 @@ def _decode_kw(a: argparse.Namespace) -> dict:
     return {"steps": a.steps, **guidance_kw(a), "seed": a.seed}
 
 
-def expand(inputs: Iterable[str], exts: tuple[str, ...]) -> list[Path]:
-    """Files as given, plus matching files found recursively in directories (sorted)."""
-    out: list[Path] = []
+def expand(inputs: Iterable[str], exts: tuple[str, ...], out_ext: str = "") -> list[tuple[Path, str]]:
+    """``(input file, output name)`` pairs: files as given (output ``stem + out_ext``), plus matching
+    files found recursively in directories (sorted; output ``relative/dir/stem + out_ext``, so files
+    of the same name in different sub-directories do not overwrite each other)."""
+    out: list[tuple[Path, str]] = []
     for s in inputs:
         p = Path(s)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            out += [(f, str(f.relative_to(p).with_suffix("")) + out_ext) for f in found]
+            if not found:
+                out.append((p, ""))  # reported when processed: no input files in it
         else:
-            out.append(p)  # a missing file is reported when processed
+            out.append((p, p.stem + out_ext))  # a missing file is reported when processed
     return out
 
 
-def for_each(files: list[Path], fn: Callable[[Path], None], desc: str, quiet: bool) -> int:
-    """Run ``fn`` on every file with a progress bar; a failure is reported and skipped. Exit code."""
+def for_each(items: list[tuple[Path, str]], fn: Callable[[Path, str], None], desc: str, quiet: bool,
+             exts: tuple[str, ...] = ()) -> int:
+    """Run ``fn(input, output name)`` on every item with a progress bar. A bad item (of any kind:
+    unreadable, malformed, made by another model, unwritable output, an error inside the model) is
+    reported in one line and skipped, and the others finish; two inputs that would write the same
+    output are both kept by skipping the second. Exit code: 1 when any item failed."""
     from tqdm import tqdm
 
     from ..audio import AudioError
@@ -183,29 +254,44 @@ def for_each(files: list[Path], fn: Callable[[Path], None], desc: str, quiet: bo
     from ..models.io import ModelLoadError
     from ..tokens import TokenFileError
 
+    own = (AudioError, TokenFileError, ModelLoadError, ConfigError)
     failed = 0
-    for f in tqdm(files, desc=desc, unit="file", disable=quiet or len(files) < 2, file=sys.stderr):
+    written: dict[str, Path] = {}
+
+    def report(f: Path, msg: str) -> None:
+        nonlocal failed
+        failed += 1
+        tqdm.write(f"dsatok: skipped {msg}" if msg.startswith(str(f)) else f"dsatok: skipped {f}: {msg}",
+                   file=sys.stderr)
+
+    for f, name in tqdm(items, desc=desc, unit="file", disable=quiet or len(items) < 2, file=sys.stderr):
+        if not name:
+            report(f, f"no {' / '.join(exts) or 'input'} files in this directory")
+            continue
+        if name in written:
+            report(f, f"its output {name} would overwrite that of {written[name]}")
+            continue
+        written[name] = f
         try:
-            fn(f)
-        except (AudioError, TokenFileError, ModelLoadError, ConfigError, ValueError, OSError) as e:
-            failed += 1
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            print(f"dsatok: skipped {msg}" if msg.startswith(str(f)) else f"dsatok: skipped {f}: {msg}", file=sys.stderr)
+            fn(f, name)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
+            msg = str(e).splitlines()[0] if str(e) else ""
+            report(f, msg if isinstance(e, own) and msg else f"{type(e).__name__}: {msg}".rstrip(": "))
     if failed:
-        print(f"dsatok: {failed} of {len(files)} file(s) failed", file=sys.stderr)
+        print(f"dsatok: {failed} of {len(items)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
 def cmd_encode(a: argparse.Namespace) -> int:
-    model = load_model(a)
+    model = load_model(a, out_dirs=[a.out])
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = expand(a.inputs, AUDIO_EXT)
 
-    def one(f: Path) -> None:
-        model.encode(f).save(out / (f.stem + TOKEN_EXT))
+    def one(f: Path, name: str) -> None:
+        model.encode(f).save(out / name)
 
-    return for_each(files, one, "encode", a.quiet)
+    return for_each(expand(a.inputs, AUDIO_EXT, TOKEN_EXT), one, "encode", a.quiet, AUDIO_EXT)
 
 
 def cmd_enhance(a: argparse.Namespace) -> int:
@@ -214,42 +300,40 @@ def cmd_enhance(a: argparse.Namespace) -> int:
     from ..audio import load, save
     from ..models.enhancer import SpeechEnhancer
 
+    check_outputs([a.out])
     enh = SpeechEnhancer.from_pretrained(a.model)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
 
-    def one(f: Path) -> None:
+    def one(f: Path, name: str) -> None:
         x = load(f)
         if len(x) < 640:
             raise ValueError(f"{f}: shorter than one latent frame (40 ms)")
-        save(out / (f.stem + ".wav"), enh.enhance(torch.from_numpy(x), steps=a.steps, seed=a.seed, start=a.start))
+        save(out / name, enh.enhance(torch.from_numpy(x), steps=a.steps, seed=a.seed, start=a.start))
 
-    return for_each(expand(a.inputs, AUDIO_EXT), one, "enhance", a.quiet)
+    return for_each(expand(a.inputs, AUDIO_EXT, ".wav"), one, "enhance", a.quiet, AUDIO_EXT)
 
 
 def cmd_decode(a: argparse.Namespace) -> int:
     from ..audio import save
     from ..tokens import Tokens
 
-    model = load_model(a)
+    model = load_model(a, out_dirs=[a.out])
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = expand(a.inputs, (TOKEN_EXT,))
 
-    def one(f: Path) -> None:
+    def one(f: Path, name: str) -> None:
         tok = Tokens.load(f)
         model.check_tokens(tok, str(f))
         wavs = model.decode(tok, **_decode_kw(a))
         for i, w in enumerate(wavs):
-            save(out / (f.stem + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, model.sample_rate)
+            save(out / (name + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, model.sample_rate)
 
-    return for_each(files, one, "decode", a.quiet)
+    return for_each(expand(a.inputs, (TOKEN_EXT,)), one, "decode", a.quiet, (TOKEN_EXT,))
 
 
 def cmd_reconstruct(a: argparse.Namespace) -> int:
     from ..audio import save
 
-    model = load_model(a)
+    model = load_model(a, out_files=[a.out])
     (w,) = model.reconstruct(a.input, **_decode_kw(a))
     save(a.out, w, model.sample_rate)
     print(a.out)
@@ -259,7 +343,7 @@ def cmd_reconstruct(a: argparse.Namespace) -> int:
 def cmd_recombine(a: argparse.Namespace) -> int:
     from ..audio import save
 
-    model = load_model(a)
+    model = load_model(a, out_files=[a.out, a.plot])
     (w,) = model.recombine(a.content, a.voice, **_decode_kw(a))
     save(a.out, w, model.sample_rate)
     if a.plot:
@@ -382,13 +466,51 @@ def preset_parameters(preset: str) -> dict:
             "paper_total_millions": PAPER_PARAMS / 1e6, "ratio_to_paper": round(total / PAPER_PARAMS, 3)}
 
 
-def cmd_info(a: argparse.Namespace) -> int:
-    from ..tokenizer import DSATokenizer, default_model_dir
+def describe_model_dir(model_dir: str | Path) -> dict | None:
+    """What :meth:`DSATokenizer.info` says of ``model_dir``, read from its ``config.json`` files and
+    the safetensors headers alone (no torch, no weights: milliseconds). ``None`` when a field is
+    missing (an older export): the caller then loads the model."""
+    import math
+    import struct
 
+    d = Path(model_dir)
+    try:
+        meta = json.loads((d / "config.json").read_text())
+        parts = {k: json.loads((d / k / "config.json").read_text())["config"] for k in ("semantic", "acoustic", "decoder")}
+        if meta.get("kind") != "dsatok-tokenizer":
+            return None
+        params = {}
+        gl = str(meta["vocoder"]).startswith("griffinlim")
+        for k in ("semantic", "acoustic", "decoder", *(() if gl else ("vocoder",))):
+            with open(d / k / "model.safetensors", "rb") as f:
+                header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+            params[k] = sum(math.prod(v["shape"]) for n, v in header.items() if n != "__metadata__")
+        params.setdefault("vocoder", 0)
+        from ..options import DecodeOptions
+
+        decode = dataclasses.asdict(DecodeOptions(**meta.get("decode", {})))
+        fr, cb = meta["frame_rates"], meta["codebook_sizes"]
+        return {"fingerprint": meta["fingerprint"], "sample_rate": int(parts["decoder"]["mel"]["sample_rate"]),
+                "frame_rates_hz": {"semantic": fr[0], "acoustic": fr[1]},
+                "codebook_sizes": {"semantic": cb[0], "acoustic": cb[1]},
+                "acoustic_layers": int(parts["acoustic"]["fsq_layers"]), "bitrate_bps": round(meta["bitrate"], 1),
+                "semantic_backend": parts["semantic"]["backend"], "vocoder": "GriffinLim" if gl else "VocosVocoder",
+                "parameters": params, "decode": decode}
+    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
+        return None  # anything unusual: the full load reports it properly
+
+
+def cmd_info(a: argparse.Namespace) -> int:
     if a.preset:
         print(json.dumps(preset_parameters(a.preset), indent=1))
         return 0
+    from ..resources import default_model_dir
+
     d = a.model_dir or str(default_model_dir())
-    info = DSATokenizer.from_pretrained(d).info()
+    info = describe_model_dir(d)
+    if info is None:
+        from ..tokenizer import DSATokenizer
+
+        info = DSATokenizer.from_pretrained(d).info()
     print(json.dumps({"model": d, **info}, indent=1))
     return 0

@@ -37,8 +37,7 @@ def run(a: argparse.Namespace) -> int:
     ex = examples_dir()
     meta = json.loads((ex / "examples.json").read_text())
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = load_model(a)
+    model = load_model(a, out_dirs=[a.out])  # device and output directory are checked first
     content, voice, target = (str(ex / meta[k]["file"]) for k in ("content", "voice", "target"))
     t0 = time.perf_counter()
     (rec,) = model.recombine(content, voice, **_decode_kw(a))
