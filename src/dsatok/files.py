@@ -39,12 +39,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp" + p.suffix)
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; the output follows the umask
-    finally:
-        os.close(fd)
+    os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes 0600 (and some writers replace the file): the output follows the umask
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, p)
     finally:
         Path(tmp).unlink(missing_ok=True)
