@@ -1,8 +1,10 @@
 """``dsatok encode | decode | reconstruct | recombine | enhance | info``: thin wrappers over :class:`DSATokenizer`.
 
 Inputs may be files, directories (searched for audio / token files) or both; each file is
-processed on its own, a bad one is reported on one line and skipped, the others finish, and the
-exit status is 1 when any failed. Outputs are written atomically.
+processed on its own, a bad one (of any kind) is reported on one line and skipped, the others
+finish, and the exit status is 1 when any failed. A file found in a sub-directory of an input
+directory keeps that sub-directory under the output directory. The device and the outputs are
+checked before the model is loaded; outputs are written atomically and follow the umask.
 """
 
 from __future__ import annotations
