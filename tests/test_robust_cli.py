@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -196,3 +197,79 @@ def test_the_whisper_digest_is_remembered_by_path_size_and_mtime(tmp_path, monke
     second = w.weights_digest(str(tmp_path / "m"))
     assert second != first and len(json.loads(w._digest_cache_file().read_text())) == 2
     w.weights_digest.cache_clear()
+
+
+def test_audio_arrays_are_scaled_by_dtype_or_refused_in_one_line():
+    from dsatok.audio import AudioError, as_waveforms
+
+    x = _wav(0.5)
+    pcm = np.round(x * 32767).astype(np.int16)
+    (w16,) = as_waveforms(pcm, 16000)
+    assert torch.allclose(w16, torch.from_numpy(pcm / 32768.0).float()) and float(w16.abs().max()) < 0.31
+    (w8,) = as_waveforms((np.round(x * 127) + 128).astype(np.uint8), 16000)
+    assert torch.allclose(w8, torch.from_numpy(x), atol=1 / 127)
+    (wt,) = as_waveforms(torch.from_numpy(np.round(x * 2 ** 31 * 0.9).astype(np.int32)), 16000)
+    assert torch.allclose(wt, torch.from_numpy(x * 0.9), atol=1e-6)
+    for bad, why in ((x.astype(np.complex64), "complex64"), (x > 0, "bool"), (x.astype(object), "object"),
+                     (torch.from_numpy(x).to(torch.complex64), "complex64"), (np.zeros((1, 2, 8000)), "shape (1, 2, 8000)"),
+                     ([], "empty list"), (np.zeros((2, 0), np.float32), "empty audio"), (x * 32767, "peak amplitude"),
+                     (np.zeros((0, 8000), np.float32), "empty audio"), (3.0, "type float")):
+        with pytest.raises(AudioError, match=re.escape(why)) as e:
+            as_waveforms(bad, 16000)
+        assert "\n" not in str(e.value)
+    with pytest.raises(AudioError, match="lengths: values must lie in"):
+        as_waveforms(np.stack([x, x]), 16000, torch.tensor([8000, 9000]))
+    with pytest.raises(AudioError, match="lengths: 1 lengths for a batch of 2"):
+        as_waveforms(np.stack([x, x]), 16000, torch.tensor([8000]))
+    with pytest.raises(AudioError, match="lengths: expected a 1-D integer array"):
+        as_waveforms(np.stack([x, x]), 16000, torch.tensor([8000.0, 8000.0]))
+
+
+def test_a_file_declaring_an_absurd_rate_is_refused_before_reading(tmp_path):
+    import soundfile as sf
+
+    from dsatok.audio import AudioError, load
+
+    for rate in (1, 3999, 192001):
+        sf.write(str(tmp_path / "x.wav"), _wav(0.5)[:, None], rate)
+        t0 = time.perf_counter()
+        with pytest.raises(AudioError, match=f"sample rate {rate} Hz is outside 4-192 kHz"):
+            load(tmp_path / "x.wav")
+        assert time.perf_counter() - t0 < 1.0
+    sf.write(str(tmp_path / "x.wav"), _wav(0.5)[:, None], 4000)
+    assert load(tmp_path / "x.wav").shape == (8000 * 4,)  # 2 s at 4 kHz, resampled to 16 kHz
+
+
+def test_bad_tokens_and_options_are_refused_by_name():
+    import dataclasses
+
+    from dsatok.config import ConfigError
+    from dsatok.tokens import TokenFileError
+    from test_tokenizer import tiny_model
+
+    m = tiny_model()
+    tok = m.encode(torch.from_numpy(_wav(0.5)))
+    cases = ((dict(semantic=tok.semantic + 1000), "semantic indices must lie in [0, 1000)"),
+             (dict(num_samples=torch.tensor([0])), "num_samples must be positive"),
+             (dict(num_samples=torch.tensor([-5])), "num_samples must be positive"),
+             (dict(num_samples=tok.num_samples * 3), "longer than its"),
+             (dict(num_samples=torch.tensor([800])), "shorter than 0.1 s"),
+             (dict(semantic_lengths=tok.semantic_lengths + 1), "beyond the array"),
+             (dict(acoustic_lengths=tok.acoustic_lengths * 0), "zero-length"),
+             (dict(num_samples=torch.tensor([8000, 8000])), "batch sizes differ"),
+             (dict(semantic=tok.semantic.float()), "semantic must hold integer indices, got float32"),
+             (dict(semantic=tok.semantic[:, :0], semantic_lengths=torch.tensor([0])), "zero-length"),
+             (dict(fingerprint=None), "'fingerprint' must be a non-empty string"))
+    for change, msg in cases:
+        with pytest.raises(TokenFileError, match=re.escape(msg)):
+            m.decode(dataclasses.replace(tok, **change), steps=1)
+    for kw, msg in ((dict(solver="rk4"), "decode option solver: unknown solver 'rk4'"),
+                    (dict(steps=0), "decode option steps: must lie in [1, 1000]"),
+                    (dict(steps=2.5), "decode option steps: expected an integer"),
+                    (dict(cfg_scale=float("inf")), "decode option cfg_scale: expected a finite number"),
+                    (dict(seed="x"), "decode option seed: expected an integer"),
+                    (dict(overlap=10 ** 6), "decode option overlap: must lie in")):
+        with pytest.raises(ConfigError, match=re.escape(msg)):
+            m.decode(tok, **kw)
+    with pytest.raises(TokenFileError, match="expected dsatok.Tokens, got dict"):
+        m.decode({"semantic": tok.semantic})
