@@ -65,7 +65,10 @@ def main() -> None:
               f"- stage 1: {sem_steps} steps; last dev evaluation `{json.dumps(sem_dev.get('dev', {}))}`",
               f"- stage 2: {s2_steps} steps (batches of 40 s of audio, EMA 0.999); last dev evaluation "
               f"`{json.dumps(s2_dev.get('dev', {}))}`", "",
-              "## Measured (commands in `scripts/eval_bundle.sh`)", "",
+              "## Measured", "",
+              "Commands: `dsatok eval recon --corpus CORPUS --limit 60`, `dsatok eval recomb --corpus CORPUS`,",
+              "`dsatok bench codec --corpus CORPUS --seconds 600 --steps 32,16,8,4`, `dsatok eval probe --corpus",
+              "CORPUS --limit 400`.", "",
               "Semantic tokens (`dsatok eval semantic RUN --corpus CORPUS --split test`, greedy CTC through the",
               "stage-1 head):", "", "```json", _read(rep / "semantic_test.json").strip(), "```", "",
               _read(rep / "recon" / "report.md"), "", _read(rep / "recomb" / "report.md"), "",
