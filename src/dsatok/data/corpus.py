@@ -272,7 +272,8 @@ def build_corpus(
     if opts.engines:
         voices = [v for v in voices if v.engine in opts.engines or _engine_family(v) in opts.engines]
         if not voices:
-            raise ValueError(f"no voice of engines {list(opts.engines)} in the inventory")
+            hint = " (Kokoro / hibari voices: use the inventory 'natural')" if set(opts.engines) & {"kokoro", "hibari"} else ""
+            raise ValueError(f"no voice of engines {list(opts.engines)} in the inventory{hint}")
     sentences = sentences if sentences is not None else load_sentences()
     if not sentences:
         raise ValueError("no sentences: install Debian's 'fortunes' package (scripts/setup.sh)")
