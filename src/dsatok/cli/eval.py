@@ -35,7 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                            ("recomb", "Table 1: cross-utterance recombination of the corpus's test pairs")):
         s = ps.add_parser(kind, help=helptext)
         s.add_argument("--model", default=None, help="model directory (default: the bundled model)")
-        s.add_argument("--corpus", required=True)
+        if kind == "recon":  # a corpus split, or the user's own recordings
+            src = s.add_mutually_exclusive_group(required=True)
+            src.add_argument("--corpus")
+            src.add_argument("--list", default=None, metavar="FILE",
+                             help="instead of --corpus: a list file of path<TAB>text lines (your own recordings; "
+                                  "relative paths from the file's folder)")
+        else:
+            s.add_argument("--corpus", required=True)
         s.add_argument("--limit", type=int, default=0, help="first N utterances / pairs (0: all)")
         if kind == "recon":
             s.add_argument("--split", default="test", choices=("train", "dev", "test"),
@@ -362,14 +369,17 @@ def _table(a: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     fn = evaluate_reconstruction if a.kind == "recon" else evaluate_recombination
     split = a.split if a.kind == "recon" else "test"  # recombination pairs are the corpus's test pairs
+    listed = getattr(a, "list", None)
     rep = fn(model, a.corpus, ev, limit=a.limit, decode_kw=kw, progress=not a.quiet, plot_dir=out,
-             **({"split": split} if a.kind == "recon" else {}))
+             **({"split": split, "recordings": listed} if a.kind == "recon" else {}))
+    if listed:
+        split = "list"
     o = model.decode_options
     rep["settings"] = {"model": str(a.model or default_model_dir()), "fingerprint": model.fingerprint,
-                       "corpus": str(a.corpus), "split": split, "steps": a.steps or o.steps, **_guidance(a, o),
+                       "corpus": str(listed or a.corpus), "split": split, "steps": a.steps or o.steps, **_guidance(a, o),
                        "solver": o.solver, "sway": o.sway, "seed": a.seed, "vocoder": type(model.vocoder).__name__,
                        "bitrate_bps": round(model.bitrate, 1), "evaluators": ev.names(), "limit": a.limit}
     title = "Reconstruction" if a.kind == "recon" else "Recombination"
-    title = f"{title} ({a.corpus} {split}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})"
+    title = f"{title} ({listed or a.corpus} {split}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})"
     _report(rep, out, markdown_table(rep["table"], title), t0, title)
     return 0

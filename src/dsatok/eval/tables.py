@@ -100,16 +100,26 @@ def mos_scores(ev: Evaluators, wav: np.ndarray) -> dict[str, float]:
 
 def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, split: str = "test", limit: int = 0,
                             decode_kw: dict | None = None, progress: bool = True,
-                            plot_dir: str | Path | None = None, references: bool = True) -> dict[str, Any]:
+                            plot_dir: str | Path | None = None, references: bool = True,
+                            recordings: str | Path | None = None) -> dict[str, Any]:
     """Reconstruction rows: the model, vocoder copy-synthesis and the clean input (the last two
-    only with ``references``)."""
+    only with ``references``). ``recordings``: a ``path<TAB>text`` list file to use instead of
+    ``corpus``'s ``split`` (:mod:`dsatok.eval.recordings`)."""
     from tqdm import tqdm
 
-    from ..data.manifests import load_cuts
-    from ..data.batches import load_cut_audio
+    if recordings is not None:
+        from .recordings import iter_recordings, read_recording_list
 
-    cuts = list(load_cuts(str(corpus), split))
-    cuts = cuts[: limit] if limit else cuts
+        listed = read_recording_list(recordings, limit)
+        n_items, items = len(listed), iter_recordings(listed)
+    else:
+        from ..data.batches import load_cut_audio
+        from ..data.manifests import load_cuts
+
+        cuts = list(load_cuts(str(corpus), split))
+        cuts = cuts[: limit] if limit else cuts
+        n_items = len(cuts)
+        items = ((c.id, load_cut_audio(c), c.supervisions[0].text or "") for c in cuts)
     decode_kw = decode_kw or {}
     fe_mel = model.decoder.cfg.mel
     from ..audio import MelFrontend
@@ -121,9 +131,7 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
     hyps: dict[str, list[str]] = {k: [] for k in rows}
     refs: list[str] = []
     t_model = audio_s = 0.0
-    for c in tqdm(cuts, desc="reconstruction", disable=not progress):
-        x = load_cut_audio(c)
-        text = c.supervisions[0].text or ""
+    for cid, x, text in tqdm(items, total=n_items, desc="reconstruction", disable=not progress):
         refs.append(text)
         t0 = time.perf_counter()
         (y,) = model.reconstruct(torch.from_numpy(x), **decode_kw)
@@ -136,7 +144,7 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
             v = model.vocode(fe(torch.from_numpy(x))[0][0]).cpu().numpy()[: x.shape[0]]
             outs += [("vocoder_copy_synthesis", v), ("clean_input", x)]
         for name, w in outs:
-            it: dict[str, Any] = {"id": c.id, **mos_scores(ev, w)}
+            it: dict[str, Any] = {"id": cid, **mos_scores(ev, w)}
             if name != "clean_input":
                 it.update({"sim": speaker_cosine(ev.speaker.embed(w), ex), "mel_l1": M.mel_l1(x, w), "mcd": M.mcd(x, w),
                            "pesq": try_metric(M.pesq_wb, x, w), "stoi": try_metric(M.stoi, x, w)})
