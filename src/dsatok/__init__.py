@@ -15,7 +15,7 @@ __all__ = ["__version__", "DSATokenizer", "DecodeOptions", "Tokens", "DashengTok
 
 _LAZY = {
     "DSATokenizer": ("dsatok.tokenizer", "DSATokenizer"),
-    "DecodeOptions": ("dsatok.tokenizer", "DecodeOptions"),
+    "DecodeOptions": ("dsatok.options", "DecodeOptions"),
     "Tokens": ("dsatok.tokens", "Tokens"),
     "DashengTokenizer": ("dsatok.dasheng_tokenizer", "DashengTokenizer"),
     "DashengConfig": ("dsatok.dasheng_tokenizer", "DashengConfig"),
@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .audio import AudioError
     from .config import ConfigError, MelConfig
     from .dasheng_tokenizer import DashengConfig, DashengTokenizer
-    from .tokenizer import DecodeOptions, DSATokenizer
+    from .options import DecodeOptions
+    from .tokenizer import DSATokenizer
     from .tokens import Tokens
 
 
