@@ -273,7 +273,9 @@ def build_corpus(
         voices = [v for v in voices if v.engine in opts.engines or _engine_family(v) in opts.engines]
         if not voices:
             hint = " (Kokoro / hibari voices: use the inventory 'natural')" if set(opts.engines) & {"kokoro", "hibari"} else ""
-            raise ValueError(f"no voice of engines {list(opts.engines)} in the inventory{hint}")
+            from .manifests import CorpusError  # a ValueError: one line from the CLI
+
+            raise CorpusError(f"no voice of engines {list(opts.engines)} in the inventory{hint}")
     sentences = sentences if sentences is not None else load_sentences()
     if not sentences:
         raise ValueError("no sentences: install Debian's 'fortunes' package (scripts/setup.sh)")

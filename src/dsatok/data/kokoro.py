@@ -24,8 +24,9 @@ jf_alpha's prosody. A hibari voice name is ``heart`` with an optional ``@speed``
 every engine. Which of these settings are really different speakers is for the speaker encoder to
 decide (``dsatok corpus voices --engines kokoro,hibari``).
 
-Synthesis is deterministic: Kokoro's ONNX graph has no random op on one thread, and hibari's noise
-generator is seeded from the voice and the text.
+Synthesis is deterministic: Kokoro's ONNX session on one thread gives bit-identical audio for the
+same input (tests/test_kokoro.py checks it), and hibari's noise generator is seeded from the voice
+and the text.
 """
 
 from __future__ import annotations
