@@ -55,14 +55,15 @@ def build_triplets(corpus: str | Path, split: str, n: int, seed: int = 0, jobs: 
         plan.append({"id": tid, "content": s.id, "voice": a.id, "target": tid, "text": ss.text,
                      "voice_speaker": sa.speaker, "rate": float((sa.custom or {}).get("rate", 1.0)),
                      "target_path": f"triplets/wavs/{split}/{tid}.flac"})
-    jobs_ = [(voices[p["voice_speaker"]].to_dict(), p["text"], p["rate"], str(root / p["target_path"])) for p in plan]
+    jobs_ = [(voices[p["voice_speaker"]].to_dict(), p["text"], p["rate"], str(root / p["target_path"]), None, 1.0)
+             for p in plan]
     todo = [j for j in jobs_ if not _is_complete(Path(j[3]))]
     for j in todo:
         Path(j[3]).parent.mkdir(parents=True, exist_ok=True)
     failed: set[str] = set()
     if todo:
         with ProcessPoolExecutor(max_workers=max(1, jobs)) as ex:
-            for path, err in tqdm(ex.map(_job, todo, chunksize=4), total=len(todo), desc=f"triplets ({split})",
+            for path, err, _ in tqdm(ex.map(_job, todo, chunksize=4), total=len(todo), desc=f"triplets ({split})",
                                   unit="utt", disable=not progress):
                 if err:
                     failed.add(path)
