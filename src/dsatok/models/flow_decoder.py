@@ -7,6 +7,11 @@ Conditioning:
   → keys / values of the cross-attention of every DiT block (RoPE on both sides).
 Keys and values do not depend on the flow time: :meth:`FlowDecoder.prepare` computes them once
 per utterance and :meth:`FlowDecoder.velocity` reuses them at every ODE step.
+
+With ``prior=True`` (Grad-TTS / Matcha-TTS prior; :mod:`.prior`) the semantic pathway is a token
+encoder with its own loss: tokens → frozen FSQ code values → ConvNeXt stack, FiLM by the pooled
+acoustic context (the voice) → ``μ``, a mel estimate; the adapter reads ``[h; μ]`` instead of a
+free embedding table, and with ``start="prior"`` the flow starts from ``μ + σε`` instead of noise.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from ..nn.attention import RotaryEmbedding
 from ..nn.conv import SEANetDecoder
 from ..nn.dit import DiTBlock, TimestepEmbedding
 from .io import load_model_config, load_weights, save_model
+from .prior import SemanticPrior
 
-__all__ = ["DecoderConfig", "FlowDecoder", "DecoderContext", "sample", "sway_schedule"]
+__all__ = ["DecoderConfig", "FlowDecoder", "DecoderContext", "sample", "prior_mel", "sway_schedule"]
 
 KIND = "dsatok-flow-decoder"
 
@@ -56,6 +62,17 @@ class DecoderConfig:
     #: "shared": one projection for all blocks plus per-block offsets (adaLN-single; the paper
     #: preset's ~430M parameters only add up this way)
     adanorm: str = "block"
+    #: semantic prior (issue 29): a token encoder over the frozen FSQ code values of ``sem_levels``
+    #: predicts a mel estimate mu (trained with its own loss); the adapter reads [h; mu]
+    prior: bool = False
+    sem_levels: tuple[int, ...] = ()  # the semantic tokenizer's FSQ levels (prod = sem_codebook_size)
+    prior_dim: int = 256
+    prior_token_blocks: int = 4
+    prior_mel_blocks: int = 2
+    #: where the flow starts: "noise" (N(0, I)) or "prior" (mu + start_sigma * N(0, I))
+    start: str = "noise"
+    start_sigma: float = 1.0
+    adapter_zero_init: bool = True  # ControlNet-style zero-initialised last adapter layer
 
     def __post_init__(self) -> None:
         if len(self.ac_dec_dims) != len(self.ac_strides) + 1:
@@ -64,6 +81,16 @@ class DecoderConfig:
             raise ConfigError(f"decoder.dim {self.dim} is not divisible by heads {self.heads}")
         if self.adanorm not in ("block", "shared"):
             raise ConfigError(f"decoder.adanorm must be 'block' or 'shared', got '{self.adanorm}'")
+        # empty sem_levels with a prior: to be filled from the semantic tokenizer (FlowDecoder refuses it)
+        if self.prior and self.sem_levels and math.prod(self.sem_levels) != self.sem_codebook_size:
+            raise ConfigError(f"decoder.prior needs sem_levels whose product is sem_codebook_size "
+                              f"{self.sem_codebook_size}, got {list(self.sem_levels)}")
+        if self.start not in ("noise", "prior"):
+            raise ConfigError(f"decoder.start must be 'noise' or 'prior', got '{self.start}'")
+        if self.start == "prior" and not self.prior:
+            raise ConfigError("decoder.start='prior' needs decoder.prior=true")
+        if not (math.isfinite(self.start_sigma) and self.start_sigma > 0):
+            raise ConfigError(f"decoder.start_sigma must be > 0, got {self.start_sigma}")
 
 
 @dataclasses.dataclass
@@ -71,7 +98,9 @@ class DecoderContext:
     """Everything the velocity field needs that does not depend on (x, t).
 
     ``sem [B, T, D]`` adapter output (zeros where dropped), ``mask [B, T]`` valid mel frames,
-    ``kv`` per block ``(k, v) [B, H, T_ctx, Dh]``, ``ctx_mask [B, T_ctx]`` attendable acoustic frames.
+    ``kv`` per block ``(k, v) [B, H, T_ctx, Dh]``, ``ctx_mask [B, T_ctx]`` attendable acoustic frames;
+    with a prior, ``mu [B, n_mels, T]`` its mel estimate (normalised units) and ``prior_states
+    [B, T_s, D]`` its token-rate features.
     """
 
     sem: torch.Tensor
@@ -79,12 +108,18 @@ class DecoderContext:
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     ctx_mask: torch.Tensor
     rope: tuple[torch.Tensor, torch.Tensor]
+    mu: torch.Tensor | None = None
+    prior_states: torch.Tensor | None = None
 
     def cat(self, other: "DecoderContext") -> "DecoderContext":
         """Batch-concatenate two contexts of the same lengths (conditional + unconditional)."""
+        def both(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+            return None if a is None or b is None else torch.cat([a, b])
+
         return DecoderContext(torch.cat([self.sem, other.sem]), torch.cat([self.mask, other.mask]),
                               [(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]])) for a, b in zip(self.kv, other.kv)],
-                              torch.cat([self.ctx_mask, other.ctx_mask]), self.rope)
+                              torch.cat([self.ctx_mask, other.ctx_mask]), self.rope, both(self.mu, other.mu),
+                              both(self.prior_states, other.prior_states))
 
 
 class FlowDecoder(nn.Module):
@@ -94,12 +129,21 @@ class FlowDecoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         n = cfg.mel.n_mels
-        self.sem_embed = nn.Embedding(cfg.sem_codebook_size, cfg.sem_embed_dim)
-        self.adapter = nn.Sequential(nn.Conv1d(cfg.sem_embed_dim, cfg.dim, 3, padding=1), nn.SiLU(),
+        if cfg.prior:
+            if not cfg.sem_levels:
+                raise ConfigError("decoder.prior needs decoder.sem_levels (the semantic tokenizer's fsq_levels)")
+            self.prior = SemanticPrior(cfg.sem_levels, cfg.prior_dim, cfg.prior_token_blocks, cfg.prior_mel_blocks,
+                                       cfg.ac_dec_dims[-1], n)
+            adapter_in = cfg.prior_dim + n
+        else:
+            self.sem_embed = nn.Embedding(cfg.sem_codebook_size, cfg.sem_embed_dim)
+            adapter_in = cfg.sem_embed_dim
+        self.adapter = nn.Sequential(nn.Conv1d(adapter_in, cfg.dim, 3, padding=1), nn.SiLU(),
                                      nn.Conv1d(cfg.dim, cfg.dim, 3, padding=1), nn.SiLU(),
                                      nn.Conv1d(cfg.dim, cfg.dim, 3, padding=1))
-        nn.init.zeros_(self.adapter[-1].weight)
-        nn.init.zeros_(self.adapter[-1].bias)
+        if cfg.adapter_zero_init:
+            nn.init.zeros_(self.adapter[-1].weight)
+            nn.init.zeros_(self.adapter[-1].bias)
         self.ac_decoder = SEANetDecoder(cfg.ac_latent_dim, list(cfg.ac_dec_dims), list(cfg.ac_strides),
                                         cfg.ac_dec_dims[-1])
         self.in_proj = nn.Linear(n, cfg.dim)
@@ -130,11 +174,28 @@ class FlowDecoder(nn.Module):
         return x * self.cfg.mel_std + self.cfg.mel_mean
 
     # ------------------------------------------------------------------ conditioning
-    def semantic_features(self, sem_idx: torch.Tensor, t_mel: int) -> torch.Tensor:
-        """``z_s [B, T_s] -> [B, T_mel, D]`` (embedding, linear interpolation, CNN adapter)."""
-        e = self.sem_embed(sem_idx).transpose(1, 2)
-        e = F.interpolate(e, size=t_mel, mode="linear", align_corners=False)
-        return self.adapter(e).transpose(1, 2)
+    def semantic_features(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``z_s [B, T_s] -> (adapter output [B, T_mel, D], mu [B, n_mels, T_mel] | None, states | None)``.
+
+        Without a prior: embedding, linear interpolation, CNN adapter. With one: the prior's
+        ``(h, mu)`` from the tokens and ``voice [B, D_v]`` (zeros: no voice), then the adapter on
+        ``[h; mu]``.
+        """
+        if not self.cfg.prior:
+            e = self.sem_embed(sem_idx).transpose(1, 2)
+            e = F.interpolate(e, size=t_mel, mode="linear", align_corners=False)
+            return self.adapter(e).transpose(1, 2), None, None
+        if voice is None:
+            voice = torch.zeros(sem_idx.shape[0], self.cfg.ac_dec_dims[-1], device=sem_idx.device)
+        h, mu, states = self.prior(sem_idx, t_mel, voice)
+        return self.adapter(torch.cat([h.transpose(1, 2), mu], dim=1)).transpose(1, 2), mu, states
+
+    @staticmethod
+    def voice_vector(ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of the acoustic context ``[B, T_ctx, Dc]`` over its attendable frames → ``[B, Dc]`` (0 if none)."""
+        m = ctx_mask[..., None].to(ctx.dtype)
+        return (ctx * m).sum(1) / m.sum(1).clamp_min(1.0)
 
     def acoustic_context(self, ac_q: torch.Tensor, ac_lens: torch.Tensor, visible: torch.Tensor | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,20 +214,25 @@ class FlowDecoder(nn.Module):
     def prepare(self, sem_idx: torch.Tensor, mel_lens: torch.Tensor, t_mel: int, ac_q: torch.Tensor,
                 ac_lens: torch.Tensor, *, visible: torch.Tensor | None = None, drop_sem: torch.Tensor | None = None,
                 drop_ac: torch.Tensor | None = None) -> DecoderContext:
-        """Build the time-independent context. ``drop_sem`` / ``drop_ac [B]`` bool: CFG drop-out."""
-        sem = self.semantic_features(sem_idx, t_mel)
+        """Build the time-independent context. ``drop_sem`` / ``drop_ac [B]`` bool: CFG drop-out.
+
+        The prior's voice is the pooled acoustic context over the frames the decoder may attend to
+        (the visible ones in recombination; none where the acoustic stream is dropped).
+        """
+        ctx, ctx_mask = self.acoustic_context(ac_q, ac_lens, visible)
+        if drop_ac is not None:
+            ctx_mask = ctx_mask & ~drop_ac[:, None]
+        voice = self.voice_vector(ctx, ctx_mask) if self.cfg.prior else None
+        sem, mu, states = self.semantic_features(sem_idx, t_mel, voice)
         if not self.cfg.use_semantic:
             sem = torch.zeros_like(sem)
         elif drop_sem is not None:
             sem = sem * (~drop_sem).to(sem.dtype)[:, None, None]
-        ctx, ctx_mask = self.acoustic_context(ac_q, ac_lens, visible)
-        if drop_ac is not None:
-            ctx_mask = ctx_mask & ~drop_ac[:, None]
         t_all = max(t_mel, ctx.shape[1])
         rope = self.rope(torch.arange(t_all, device=sem.device))
         rope_k = (rope[0][: ctx.shape[1]], rope[1][: ctx.shape[1]])
         kv = [b.cross_att.kv(ctx, rope_k) for b in self.blocks]
-        return DecoderContext(sem, lengths_to_mask(mel_lens, t_mel), kv, ctx_mask, rope)
+        return DecoderContext(sem, lengths_to_mask(mel_lens, t_mel), kv, ctx_mask, rope, mu, states)
 
     def unconditional(self, ctx: DecoderContext) -> DecoderContext:
         """The same context with e_s and e_a dropped (for classifier-free guidance)."""
@@ -176,7 +242,8 @@ class FlowDecoder(nn.Module):
     def dropped(ctx: DecoderContext, *, semantic: bool = False, acoustic: bool = False) -> DecoderContext:
         """The same context with the semantic features and/or the acoustic context dropped, as in training."""
         return DecoderContext(torch.zeros_like(ctx.sem) if semantic else ctx.sem, ctx.mask, ctx.kv,
-                              torch.zeros_like(ctx.ctx_mask) if acoustic else ctx.ctx_mask, ctx.rope)
+                              torch.zeros_like(ctx.ctx_mask) if acoustic else ctx.ctx_mask, ctx.rope, ctx.mu,
+                              ctx.prior_states)
 
     # ------------------------------------------------------------------ field
     def velocity(self, x: torch.Tensor, t: torch.Tensor, ctx: DecoderContext) -> torch.Tensor:
@@ -191,6 +258,14 @@ class FlowDecoder(nn.Module):
         h = self.out_norm(h) * (1 + scale) + shift
         return self.out(h).transpose(1, 2) * ctx.mask[:, None].to(h.dtype)
 
+    def start_noise(self, ctx: DecoderContext, noise: torch.Tensor, *, detach: bool = False) -> torch.Tensor:
+        """The flow's starting point ``x_0 [B, n_mels, T]`` from standard noise: ``noise`` itself, or
+        ``mu + start_sigma * noise`` when the flow starts from the prior (training and sampling alike;
+        ``detach``: no gradient into ``mu`` through the flow loss, as in training)."""
+        if self.cfg.start == "prior" and ctx.mu is not None:
+            return (ctx.mu.detach() if detach else ctx.mu) + self.cfg.start_sigma * noise
+        return noise
+
     def save_pretrained(self, out_dir: str | Path) -> Path:
         return save_model(self, self.cfg, KIND, out_dir)
 
@@ -198,6 +273,15 @@ class FlowDecoder(nn.Module):
     def from_pretrained(cls, model_dir: str | Path) -> "FlowDecoder":
         cfg, _ = load_model_config(DecoderConfig, model_dir, KIND)
         return load_weights(cls(cfg), model_dir).requires_grad_(False)
+
+
+def prior_mel(decoder: FlowDecoder, ctx: DecoderContext) -> torch.Tensor:
+    """The semantic prior's mel estimate alone, ``mu`` as log-mel ``[B, n_mels, T_mel]`` (padded frames
+    at the floor): what the tokens and the voice vector give without the flow."""
+    if ctx.mu is None:
+        raise ValueError("this decoder has no semantic prior (decoder.prior=false)")
+    floor = math.log(decoder.cfg.mel.log_floor)
+    return decoder.denormalize(ctx.mu).masked_fill(~ctx.mask[:, None], floor)
 
 
 def sway_schedule(steps: int, coef: float | None, device: torch.device) -> torch.Tensor:
@@ -234,7 +318,7 @@ def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int 
     b = ctx.sem.shape[0]
     n = decoder.cfg.mel.n_mels
     dev = ctx.sem.device
-    x = torch.randn(b, n, t_mel, generator=generator, device="cpu").to(dev)
+    x = decoder.start_noise(ctx, torch.randn(b, n, t_mel, generator=generator, device="cpu").to(dev))
     guides = [(w, c) for w, c in ((cfg_scale, decoder.unconditional(ctx)),
                                   (voice_cfg, decoder.dropped(ctx, acoustic=True)),
                                   (content_cfg, decoder.dropped(ctx, semantic=True)), *extra_guides) if w != 0]
