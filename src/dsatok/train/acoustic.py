@@ -23,7 +23,9 @@ from ..models.acoustic import AcousticConfig, AcousticTokenizer
 from ..models.flow_decoder import DecoderConfig, FlowDecoder
 from ..models.semantic import SemanticTokenizer
 from ..nn.pooling import AttentiveStatsPool
+from ..models.semantic import CHAR_VOCAB, text_to_ids
 from .config import TrainConfig, load_stage_config
+from .semantic import CTCHead
 
 __all__ = ["AcousticStageConfig", "Stage2Model", "AcousticTask", "ACOUSTIC_PRESETS", "flow_loss"]
 
@@ -51,6 +53,11 @@ class AcousticStageConfig:
     # (weights only: fresh optimizer and schedule; a run's own checkpoints still take precedence)
     freeze_acoustic: bool = False  # train the decoder only: the acoustic tokenizer (and so the tokens
     # and the model fingerprint) stays as loaded, e.g. a decoder fine-tune of an exported model
+    init_parts: tuple[str, ...] = ("acoustic", "decoder", "speaker_pool")  # what init_from loads
+    # (e.g. ["acoustic", "speaker_pool"]: a new decoder over an exported model's acoustic tokens)
+    prior_weight: float = 1.0  # |mu - mel| of the decoder's semantic prior (decoder.prior=true)
+    prior_ctc_weight: float = 0.0  # auxiliary character CTC on the prior's token-rate states
+    t_schedule: str = "uniform"  # flow-time sampling: uniform | cosine | logit_normal
 
     def __post_init__(self) -> None:
         for k in ("recomb_prob", "p_uncond", "p_drop_sem", "p_drop_ac"):
@@ -59,12 +66,42 @@ class AcousticStageConfig:
         lo, hi = self.tau_range
         if not 0.0 <= lo <= hi <= 1.0:
             raise ConfigError(f"tau_range must satisfy 0 <= low <= high <= 1, got {list(self.tau_range)}")
-        for k in ("spk_weight", "bound_weight"):
+        for k in ("spk_weight", "bound_weight", "prior_weight", "prior_ctc_weight"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"{k} must be >= 0, got {getattr(self, k)}")
+        if self.t_schedule not in T_SCHEDULES:
+            raise ConfigError(f"t_schedule must be one of {', '.join(T_SCHEDULES)}, got '{self.t_schedule}'")
+        bad = set(self.init_parts) - set(INIT_PARTS)
+        if bad:
+            raise ConfigError(f"init_parts: unknown part(s) {sorted(bad)}; choose from {', '.join(INIT_PARTS)}")
+        if {"decoder", "decoder_dit"} <= set(self.init_parts):
+            raise ConfigError("init_parts: 'decoder' and 'decoder_dit' exclude each other")
+
+
+T_SCHEDULES = ("uniform", "cosine", "logit_normal")
+#: what ``init_from`` can load: "decoder" all of it (strict), "decoder_dit" the flow decoder's DiT, time
+#: embedding and acoustic-context decoder only (a new semantic pathway over a trained DiT)
+INIT_PARTS = ("acoustic", "decoder", "decoder_dit", "speaker_pool")
+
+
+def sample_flow_time(n: int, schedule: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``[n]`` flow times in (0, 1): uniform, cosine (``1 - cos(u π/2)``: more weight near the noise
+    end) or logit-normal (SD3: ``sigmoid(N(0, 1))``, more weight in the middle)."""
+    u = torch.rand(n, device=device)
+    if schedule == "cosine":
+        return 1 - torch.cos(u * torch.pi / 2)
+    if schedule == "logit_normal":
+        return torch.sigmoid(torch.randn(n, device=device))
+    return u
 
 
 ACOUSTIC_PRESETS: dict[str, dict] = {
+    # the decoder with a semantic prior (issue 29); decoder.sem_levels must be the semantic tokenizer's
+    "prior": {"decoder": {"prior": True, "start": "prior", "start_sigma": 1.0, "adapter_zero_init": False},
+              "prior_ctc_weight": 0.1, "t_schedule": "logit_normal",
+              "train": {"max_steps": 20_000, "optim": {"lr": 5e-4, "warmup_steps": 300}, "ckpt_every": 250,
+                        "eval_every": 250, "eval_batches": 6, "ema_decay": 0.999,
+                        "data": {"max_frames": 4000, "num_workers": 1}}},
     "tiny": {"train": {"max_steps": 20_000, "optim": {"lr": 5e-4, "warmup_steps": 300}, "ckpt_every": 250,
                        "eval_every": 250, "eval_batches": 6, "ema_decay": 0.999,
                        "data": {"max_frames": 4000, "num_workers": 1}}},
@@ -77,11 +114,28 @@ ACOUSTIC_PRESETS: dict[str, dict] = {
 }
 
 
+def _load_dit(decoder: FlowDecoder, f: Path) -> None:
+    """Load every tensor of an exported decoder except its semantic pathway (``sem_embed``,
+    ``prior``, ``adapter``); the rest must match this decoder's names and shapes."""
+    from safetensors.torch import load_file
+
+    if not f.is_file():
+        raise ConfigError(f"init_from: missing {f}")
+    own = decoder.state_dict()
+    keep = {k: v for k, v in load_file(str(f)).items() if not k.startswith(("sem_embed.", "prior.", "adapter."))}
+    bad = sorted(k for k, v in keep.items() if k not in own or own[k].shape != v.shape)
+    missing = sorted(k for k in own if k not in keep and not k.startswith(("sem_embed.", "prior.", "adapter.")))
+    if bad or missing:
+        raise ConfigError(f"{f}: the DiT does not fit this decoder config "
+                          f"({(bad or missing)[0]}{' and more' if len(bad) + len(missing) > 1 else ''})")
+    decoder.load_state_dict(keep, strict=False)
+
+
 class Stage2Model(nn.Module):
     """Frozen semantic tokenizer + trainable acoustic tokenizer, decoder and speaker pooling."""
 
     def __init__(self, semantic: SemanticTokenizer | None, acoustic: AcousticTokenizer, decoder: FlowDecoder,
-                 spk_dim: int, *, freeze_acoustic: bool = False) -> None:
+                 spk_dim: int, *, freeze_acoustic: bool = False, prior_ctc: bool = False) -> None:
         super().__init__()
         # None when the tokens come precomputed with the batches (training packs)
         self.semantic = semantic.requires_grad_(False).eval() if semantic is not None else None
@@ -90,6 +144,8 @@ class Stage2Model(nn.Module):
         if freeze_acoustic:
             self.acoustic.requires_grad_(False).eval()
         self.pool = AttentiveStatsPool(acoustic.cfg.latent_dim, spk_dim)
+        # training-only: character CTC on the decoder prior's token-rate states (not exported)
+        self.prior_ctc = CTCHead(decoder.cfg.prior_dim, len(CHAR_VOCAB)) if prior_ctc else None
 
     def forward(self, fn, *args):
         """Run ``fn(self, *args)`` inside the (DDP-wrapped) forward, so gradient sync hooks fire."""
@@ -113,6 +169,44 @@ class Stage2Model(nn.Module):
             raise ConfigError("this stage-2 model has no semantic tokenizer and the batch carries no tokens")
         with torch.no_grad():
             return self.semantic.encode(batch.wav, batch.wav_lens)[0]
+
+
+@torch.no_grad()
+def stream_sensitivity(m: Stage2Model, batch, t: float = 0.5) -> dict[str, float]:
+    """How much the decoder's output depends on each token stream (a dev metric; no path may stay dead).
+
+    The velocity at flow time ``t`` from one fixed noisy input, with the batch's own tokens against
+    the same with only the semantic (``sens_sem``) or only the acoustic (``sens_ac``) tokens taken
+    from another item of the batch (rolled by one): mean ``|v - v'|`` over the valid frames relative
+    to mean ``|v|``. With a prior, the same for ``mu`` (``sens_sem_mu``). Zero for a batch of one.
+    """
+    if batch.wav.shape[0] < 2:
+        return {}
+    g = torch.Generator().manual_seed(0)
+    mel, mel_lens = m.acoustic.mel(batch.wav, batch.wav_lens)
+    b, n, t_mel = mel.shape
+    sem = m.semantic_tokens(batch)
+    ac_q, _, ac_lens = m.acoustic.quantize_mel(mel, mel_lens)
+    noise = torch.randn(b, n, t_mel, generator=g).to(mel.device)
+    tt = torch.full((b,), t, device=mel.device)
+    x1 = m.decoder.normalize(mel)
+    mask = lengths_to_mask(mel_lens, t_mel)[:, None].to(mel.dtype)
+
+    def run(s: torch.Tensor, a: torch.Tensor, al: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ctx = m.decoder.prepare(s, mel_lens, t_mel, a, al)
+        x0 = m.decoder.start_noise(ctx, noise)
+        return m.decoder.velocity((1 - t) * x0 + t * x1, tt, ctx), ctx.mu
+
+    def rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+        return float(((a - ref).abs() * mask).sum() / (ref.abs() * mask).sum().clamp_min(1e-8))
+
+    v, mu = run(sem, ac_q, ac_lens)
+    v_s, mu_s = run(sem.roll(1, 0), ac_q, ac_lens)
+    v_a, _ = run(sem, ac_q.roll(1, 0), ac_lens.roll(1, 0))
+    out = {"sens_sem": rel(v_s, v), "sens_ac": rel(v_a, v)}
+    if mu is not None and mu_s is not None:
+        out["sens_sem_mu"] = rel(mu_s, mu)
+    return out
 
 
 def flow_loss(v: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -153,14 +247,24 @@ class AcousticTask:
         if list(c.decoder.ac_strides)[::-1] != list(c.acoustic.strides):
             raise ConfigError(f"decoder.ac_strides {list(c.decoder.ac_strides)} must mirror acoustic.strides "
                               f"{list(c.acoustic.strides)}")
+        if c.decoder.prior and c.train.data.pack and not c.decoder.sem_levels:
+            raise ConfigError("decoder.prior needs decoder.sem_levels (the semantic tokenizer's fsq_levels)")
+        if c.decoder.prior and sem is not None and tuple(c.decoder.sem_levels) != tuple(sem.cfg.fsq_levels):
+            if c.decoder.sem_levels:
+                raise ConfigError(f"decoder.sem_levels {list(c.decoder.sem_levels)} differ from the semantic "
+                                  f"tokenizer's fsq_levels {list(sem.cfg.fsq_levels)}")
+            c = dataclasses.replace(c, decoder=dataclasses.replace(c.decoder, sem_levels=tuple(sem.cfg.fsq_levels)))
+            self.cfg = c
         model = Stage2Model(sem, AcousticTokenizer(c.acoustic), FlowDecoder(c.decoder), c.spk_dim,
-                            freeze_acoustic=c.freeze_acoustic)
+                            freeze_acoustic=c.freeze_acoustic,
+                            prior_ctc=c.decoder.prior and c.prior_ctc_weight > 0)
         if c.init_from:
-            self._init_from(model, Path(c.init_from))
+            self._init_from(model, Path(c.init_from), c.init_parts)
         return model
 
     @staticmethod
-    def _init_from(model: Stage2Model, d: Path) -> None:
+    def _init_from(model: Stage2Model, d: Path, parts: tuple[str, ...] = ("acoustic", "decoder", "speaker_pool")
+                   ) -> None:
         """Load an export's acoustic, decoder and speaker-pool weights (strict: same architecture).
 
         The speaker pool is a training-only head that tokenizer exports (the bundled model among
@@ -170,6 +274,12 @@ class AcousticTask:
 
         for part, mod in (("acoustic/model.safetensors", model.acoustic), ("decoder/model.safetensors", model.decoder),
                           ("speaker_pool.safetensors", model.pool)):
+            name = part.split("/")[0].removesuffix(".safetensors")
+            if mod is model.decoder and "decoder_dit" in parts:
+                _load_dit(model.decoder, d / part)
+                continue
+            if name not in parts:
+                continue
             f = d / part
             if not f.is_file():
                 if mod is model.pool:
@@ -209,13 +319,22 @@ class AcousticTask:
         ctx = m.decoder.prepare(sem_idx, mel_lens, t, ac_q, ac_lens, visible=visible, drop_sem=drop_sem,
                                 drop_ac=drop_ac)
         x1 = m.decoder.normalize(mel)
-        x0 = torch.randn_like(x1)
-        tt = torch.rand(b, device=dev)
+        x0 = m.decoder.start_noise(ctx, torch.randn_like(x1), detach=True)
+        tt = sample_flow_time(b, c.t_schedule, dev)
         xt = (1 - tt)[:, None, None] * x0 + tt[:, None, None] * x1
         v = m.decoder.velocity(xt, tt, ctx)
         fm = flow_loss(v, x1 - x0, loss_mask)
         loss = fm
         logs = {"flow": float(fm.detach()), "recomb": float(recomb)}
+        if ctx.mu is not None:
+            mk = loss_mask[:, None].to(x1.dtype)
+            prior = ((ctx.mu - x1).abs() * mk).sum() / (mk.sum() * x1.shape[1]).clamp_min(1.0)
+            loss = loss + c.prior_weight * prior
+            logs["prior"] = float(prior.detach())
+            if m.prior_ctc is not None and c.prior_ctc_weight > 0:
+                ctc = self._prior_ctc(m, ctx.prior_states, mel_lens, batch.texts)
+                loss = loss + c.prior_ctc_weight * ctc
+                logs["prior_ctc"] = float(ctc.detach())
         if c.bound_weight > 0 and not m.freeze_acoustic:  # frozen: the penalty is a constant
             bound = m.acoustic.fsq.bound_penalty(ac_h)
             loss = loss + c.bound_weight * bound
@@ -231,12 +350,27 @@ class AcousticTask:
             logs["spk"] = float(spk.detach())
         return loss, logs
 
+    @staticmethod
+    def _prior_ctc(m: Stage2Model, states: torch.Tensor, mel_lens: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """Character CTC of the prior's token-rate ``states [B, T_s, D]`` against the transcripts."""
+        factor = max(1, round(m.decoder.cfg.mel.sample_rate / m.decoder.cfg.mel.hop_length / m.decoder.cfg.sem_frame_rate))
+        tok_lens = ((mel_lens + factor - 1) // factor).clamp(max=states.shape[1])
+        lp = m.prior_ctc(states)
+        out_lens = tok_lens * m.prior_ctc.up
+        ids = [text_to_ids(t) for t in texts]
+        tgt = torch.tensor([i for x in ids for i in x], dtype=torch.long, device=lp.device)
+        tgt_lens = torch.tensor([len(x) for x in ids], dtype=torch.long, device=lp.device)
+        return F.ctc_loss(lp.transpose(0, 1).float(), tgt, out_lens, tgt_lens, blank=0, reduction="mean",
+                          zero_infinity=True)
+
     def training_step(self, model, batch, step):
         return self._forward(model, batch, True)
 
     def eval_step(self, model, batch) -> dict[str, float]:
         loss, logs = self._forward(model, batch, False)
-        return {"loss": float(logs["flow"]), **({"spk": logs["spk"]} if "spk" in logs else {})}
+        m = model.module if hasattr(model, "module") else model
+        out = {"loss": float(logs["flow"]), **{k: logs[k] for k in ("spk", "prior", "prior_ctc") if k in logs}}
+        return {**out, **stream_sensitivity(m, batch)}
 
     def log_media(self, model, batch, writer, step) -> None:
         from ..models.flow_decoder import sample
