@@ -21,6 +21,8 @@ class DecodeOptions:
     sway: float | None = -1.0
     voice_cfg: float = 0.0  # extra guidance towards the acoustic tokens (see flow_decoder.sample)
     content_cfg: float = 0.0  # extra guidance towards the semantic tokens
+    #: decode the semantic prior's mel estimate alone (no flow steps; only for decoders with a prior)
+    prior_only: bool = False
 
     def __post_init__(self) -> None:
         """Refuse a bad option with one :class:`~dsatok.config.ConfigError` naming it (here, once,
@@ -32,6 +34,8 @@ class DecodeOptions:
             raise _option_error("solver", f"unknown solver {self.solver!r} (choose {' or '.join(SOLVERS)})")
         if self.sway is not None:
             check_number("sway", self.sway, -1.0, SWAY_MAX)
+        if not isinstance(self.prior_only, bool):
+            raise _option_error("prior_only", f"expected true or false, got {self.prior_only!r}")
 
 
 #: ODE solvers the sampler knows

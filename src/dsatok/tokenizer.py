@@ -26,9 +26,10 @@ from torch import nn
 
 from . import __version__
 from .audio import MIN_DURATION_S, as_waveforms
+from .config import ConfigError
 from .files import atomic_write_json
 from .models.acoustic import AcousticTokenizer
-from .models.flow_decoder import FlowDecoder, sample
+from .models.flow_decoder import FlowDecoder, prior_mel, sample
 from .models.io import ModelLoadError, read_model_meta
 from .models.semantic import SemanticTokenizer
 from .models.vocoder import GriffinLim, check_mel_match, griffin_lim_iterations, griffin_lim_spec, load_vocoder
@@ -295,6 +296,8 @@ class DSATokenizer(nn.Module):
         ac_q = self.acoustic.embed(ac[None].to(dev))
         ctx = self.decoder.prepare(sem[None].to(dev), torch.tensor([t_mel], device=dev), t_mel, ac_q,
                                    torch.tensor([ac.shape[-1]], device=dev))
+        if o.prior_only:
+            return prior_mel(self.decoder, ctx)[0]
         return sample(self.decoder, ctx, t_mel, steps=o.steps, cfg_scale=o.cfg_scale, voice_cfg=o.voice_cfg,
                       content_cfg=o.content_cfg, solver=o.solver, sway=o.sway, generator=gen)[0]
 
@@ -328,16 +331,19 @@ class DSATokenizer(nn.Module):
     @torch.no_grad()
     def decode_mel(self, tokens: Tokens, *, steps: int | None = None, cfg_scale: float | None = None,
                    voice_cfg: float | None = None, content_cfg: float | None = None, solver: str | None = None,
-                   sway: float | None | str = "default",
+                   sway: float | None | str = "default", prior_only: bool | None = None,
                    seed: int = 0, chunk_frames: int = 1500, overlap: int = 48,
                    max_voice_seconds: float = 20.0) -> list[torch.Tensor]:
         """Tokens → log-mel ``[n_mels, T_i]`` per item (``T_i = num_samples // hop``).
 
-        Options left at ``None`` (``sway``: ``"default"``) take the model's ``decode_options``.
+        Options left at ``None`` (``sway``: ``"default"``) take the model's ``decode_options``;
+        ``prior_only`` decodes the semantic prior's mel estimate alone (decoders with a prior).
         """
         self.check_tokens(tokens)
+        if prior_only and not self.decoder.cfg.prior:
+            raise ConfigError("decode option prior_only: this model's decoder has no semantic prior")
         given = {"steps": steps, "cfg_scale": cfg_scale, "voice_cfg": voice_cfg, "content_cfg": content_cfg,
-                 "solver": solver}
+                 "solver": solver, "prior_only": prior_only}
         o = dataclasses.replace(self.decode_options, **{k: v for k, v in given.items() if v is not None},
                                 **({} if isinstance(sway, str) and sway == "default" else {"sway": sway}))
         check_int("seed", seed, -(2 ** 63), 2 ** 64 - 1)

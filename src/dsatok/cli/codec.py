@@ -68,6 +68,9 @@ def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
     tail = " stored with the model" if stored else " (default: the model's)"
     p.add_argument("--steps", type=positive_int, default=16 if stored else None, help="ODE steps" + tail)
     add_guidance_args(p, stored)
+    p.add_argument("--prior-only", action="store_true", default=False,
+                   help="decode the semantic prior's mel estimate alone, no flow steps (decoders with a prior)"
+                   + (" stored with the model" if stored else ""))
 
 
 def add_guidance_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
@@ -223,7 +226,8 @@ def guidance_kw(a: argparse.Namespace) -> dict:
 
 
 def _decode_kw(a: argparse.Namespace) -> dict:
-    return {"steps": a.steps, **guidance_kw(a), "seed": a.seed}
+    return {"steps": a.steps, **guidance_kw(a), "seed": a.seed,
+            **({"prior_only": True} if getattr(a, "prior_only", False) else {})}
 
 
 def expand(inputs: Iterable[str], exts: tuple[str, ...], out_ext: str = "") -> list[tuple[Path, str]]:
@@ -405,7 +409,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
     stage2 = Path(a.stage2)
     opts = DecodeOptions(steps=a.steps, cfg_scale=a.cfg, solver=a.solver, voice_cfg=a.voice_cfg,
-                         content_cfg=a.content_cfg)
+                         content_cfg=a.content_cfg, prior_only=a.prior_only)
     if (stage2 / "state.pt").is_file():  # a training checkpoint: export its (EMA) weights first
         import dataclasses
         import tempfile
