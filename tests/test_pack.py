@@ -193,3 +193,34 @@ def test_single_stream_stage2_never_runs_the_semantic_tokenizer():
     full = Stage2Model(None, ac, FlowDecoder(DecoderConfig(**dec)), 16)
     with pytest.raises(ConfigError, match="no semantic tokenizer"):
         full.semantic_tokens(batch)
+
+
+def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pack, tmp_path):
+    from safetensors.torch import load_file
+
+    from dsatok.config import ConfigError
+    from dsatok.train import acoustic as stage2
+
+    ov = [f"train.data.pack={flac_pack}", "train.data.max_frames=2500", "train.data.max_duration=10",
+          "speaker_loss=false", "decoder.dim=32", "decoder.blocks=2", "decoder.heads=2", "decoder.sem_codebook_size=1000",
+          "train.max_steps=2", "train.eval_every=2", "train.eval_batches=1"]
+    stage2.run("", overrides=ov + [f"train.run_dir={tmp_path / 'a'}"], progress=False)
+    src = tmp_path / "a" / "final"
+    prior = ov + ["decoder.sem_levels=[8,5,5,5]", "decoder.prior_dim=32", "decoder.prior_token_blocks=1",
+                  "decoder.prior_mel_blocks=1", f"init_from={src}", 'init_parts=["acoustic","decoder_dit"]']
+    cfg = stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "prior", "", None, prior)
+    m = stage2.AcousticTask(cfg).build_model()
+    ref = load_file(str(src / "decoder" / "model.safetensors"))
+    own = m.decoder.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in ref.items() if k.startswith("blocks."))
+    assert m.decoder.cfg.prior and m.prior_ctc is not None
+    with pytest.raises(ConfigError, match="exclude each other"):
+        stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "prior", "", None,
+                                 prior + ['init_parts=["decoder","decoder_dit"]'])
+    stage2.run("", preset="prior", overrides=prior + [f"train.run_dir={tmp_path / 'b'}", "train.max_steps=2",
+                                                      "train.eval_every=2", "train.ema_decay=0"], progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert all("prior" in r and r["prior"] > 0 for r in rows if "flow" in r)
+    ev = [v for r in rows for v in r.values() if isinstance(v, dict) and "sens_sem" in v]
+    assert ev and all(e["sens_sem"] > 0 and "sens_sem_mu" in e and "prior" in e for e in ev), rows
+    assert (tmp_path / "b" / "final" / "decoder" / "model.safetensors").is_file()
