@@ -204,3 +204,28 @@ def test_bundled_fingerprint_matches_the_one_it_was_exported_with():
 
     recorded = _json.loads((default_model_dir() / "config.json").read_text())["fingerprint"]
     assert DSATokenizer.from_pretrained().fingerprint == recorded
+
+
+def test_one_decode_path_with_its_defaults_in_one_place(model, monkeypatch):
+    import dataclasses
+
+    from dsatok.config import ConfigError
+    from dsatok.models.flow_decoder import FlowDecoder
+    from dsatok.options import DecodeOptions
+
+    tok = model.encode(_wav(0.6, 2))
+    seen = []
+    real = FlowDecoder.generate
+
+    def spy(self, *a, **k):
+        seen.append(a[4])
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(FlowDecoder, "generate", spy)
+    mel = model.decode_mel(tok, steps=2, content_cfg=0.5)[0]
+    assert len(seen) == 1 and seen[0] == dataclasses.replace(model.decode_options, steps=2, content_cfg=0.5)
+    opts = DecodeOptions(steps=2, content_cfg=0.5, cfg_scale=model.decode_options.cfg_scale)
+    assert torch.equal(model.decode_mel(tok, opts)[0], mel)  # an options object or keywords: one path
+    assert model.options(sway=None).sway is None and model.options(steps=None) == model.decode_options
+    with pytest.raises(ConfigError, match="decode option stepz: unknown"):
+        model.decode_mel(tok, stepz=2)

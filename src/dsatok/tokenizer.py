@@ -29,7 +29,7 @@ from .audio import MIN_DURATION_S, as_waveforms
 from .config import ConfigError
 from .files import atomic_write_json
 from .models.acoustic import AcousticTokenizer
-from .models.flow_decoder import FlowDecoder, prior_mel, sample
+from .models.flow_decoder import FlowDecoder
 from .models.io import ModelLoadError, read_model_meta
 from .models.semantic import SemanticTokenizer
 from .models.vocoder import GriffinLim, check_mel_match, griffin_lim_iterations, griffin_lim_spec, load_vocoder
@@ -291,15 +291,11 @@ class DSATokenizer(nn.Module):
 
     def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions,
                     gen: torch.Generator) -> torch.Tensor:
-        """``sem [T_s]``, ``ac [L, T_a]`` → log-mel ``[n_mels, t_mel]``."""
+        """``sem [T_s]``, ``ac [L, T_a]`` → log-mel ``[n_mels, t_mel]`` (one :meth:`FlowDecoder.generate`)."""
         dev = self.device
         ac_q = self.acoustic.embed(ac[None].to(dev))
-        ctx = self.decoder.prepare(sem[None].to(dev), torch.tensor([t_mel], device=dev), t_mel, ac_q,
-                                   torch.tensor([ac.shape[-1]], device=dev))
-        if o.prior_only:
-            return prior_mel(self.decoder, ctx)[0]
-        return sample(self.decoder, ctx, t_mel, steps=o.steps, cfg_scale=o.cfg_scale, voice_cfg=o.voice_cfg,
-                      content_cfg=o.content_cfg, solver=o.solver, sway=o.sway, generator=gen)[0]
+        return self.decoder.generate(sem[None].to(dev), ac_q, torch.tensor([ac.shape[-1]], device=dev), t_mel, o,
+                                     gen)[0]
 
     def _decode_mel(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions, gen: torch.Generator,
                     chunk_frames: int, overlap: int, max_voice_frames: int) -> torch.Tensor:
@@ -328,24 +324,32 @@ class DSATokenizer(nn.Module):
             weight[a:b] += w
         return out / weight.clamp_min(1e-6)
 
+    def options(self, options: DecodeOptions | None = None, **overrides: Any) -> DecodeOptions:
+        """The decode options of one call: ``options`` (default: the model's ``decode_options``) with
+        the given fields replaced (``None`` keeps a field, except ``sway=None``: no sway). An unknown
+        or bad field is one :class:`~dsatok.config.ConfigError` naming it."""
+        fields = {f.name for f in dataclasses.fields(DecodeOptions)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ConfigError(f"decode option {unknown[0]}: unknown (choose from {', '.join(sorted(fields))})")
+        o = dataclasses.replace(options or self.decode_options,
+                                **{k: v for k, v in overrides.items() if v is not None or k == "sway"})
+        if o.prior_only and not self.decoder.cfg.prior:
+            raise ConfigError("decode option prior_only: this model's decoder has no semantic prior")
+        return o
+
     @torch.no_grad()
-    def decode_mel(self, tokens: Tokens, *, steps: int | None = None, cfg_scale: float | None = None,
-                   voice_cfg: float | None = None, content_cfg: float | None = None, solver: str | None = None,
-                   sway: float | None | str = "default", prior_only: bool | None = None,
-                   seed: int = 0, chunk_frames: int = 1500, overlap: int = 48,
-                   max_voice_seconds: float = 20.0) -> list[torch.Tensor]:
+    def decode_mel(self, tokens: Tokens, options: DecodeOptions | None = None, *, seed: int = 0,
+                   chunk_frames: int = 1500, overlap: int = 48, max_voice_seconds: float = 20.0,
+                   **overrides: Any) -> list[torch.Tensor]:
         """Tokens → log-mel ``[n_mels, T_i]`` per item (``T_i = num_samples // hop``).
 
-        Options left at ``None`` (``sway``: ``"default"``) take the model's ``decode_options``;
-        ``prior_only`` decodes the semantic prior's mel estimate alone (decoders with a prior).
+        ``options`` (default: the model's ``decode_options``) with any of its fields overridden by
+        keyword (``steps=8, content_cfg=2.0, prior_only=True``; see :meth:`options`). ``seed`` fixes
+        the noise; long items decode in windows of ``chunk_frames`` cross-faded over ``overlap``.
         """
         self.check_tokens(tokens)
-        if prior_only and not self.decoder.cfg.prior:
-            raise ConfigError("decode option prior_only: this model's decoder has no semantic prior")
-        given = {"steps": steps, "cfg_scale": cfg_scale, "voice_cfg": voice_cfg, "content_cfg": content_cfg,
-                 "solver": solver, "prior_only": prior_only}
-        o = dataclasses.replace(self.decode_options, **{k: v for k, v in given.items() if v is not None},
-                                **({} if isinstance(sway, str) and sway == "default" else {"sway": sway}))
+        o = self.options(options, **overrides)
         check_int("seed", seed, -(2 ** 63), 2 ** 64 - 1)
         check_int("chunk_frames", chunk_frames, 100)
         check_int("overlap", overlap, 0, chunk_frames // 2)

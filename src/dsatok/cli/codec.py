@@ -65,8 +65,11 @@ def float_list(s: str) -> tuple[float, ...]:
 def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
     """``--steps`` and the guidance flags: per call (default: the model's), or with ``stored`` the
     defaults an export writes into the model."""
+    from ..options import DecodeOptions
+
     tail = " stored with the model" if stored else " (default: the model's)"
-    p.add_argument("--steps", type=positive_int, default=16 if stored else None, help="ODE steps" + tail)
+    p.add_argument("--steps", type=positive_int, default=DecodeOptions.steps if stored else None,
+                   help="ODE steps" + tail)
     add_guidance_args(p, stored)
     p.add_argument("--prior-only", action="store_true", default=False,
                    help="decode the semantic prior's mel estimate alone, no flow steps (decoders with a prior)"
@@ -75,7 +78,9 @@ def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
 
 def add_guidance_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
     """``--cfg --voice-cfg --content-cfg`` (see :func:`add_decode_args`)."""
-    d = (2.0, 0.0, 0.0) if stored else (None,) * 3
+    from ..options import DecodeOptions
+
+    d = (DecodeOptions.cfg_scale, DecodeOptions.voice_cfg, DecodeOptions.content_cfg) if stored else (None,) * 3
     tail = " stored with the model" if stored else " (default: the model's)"
     p.add_argument("--cfg", type=finite_float, default=d[0], help="classifier-free guidance scale" + tail)
     p.add_argument("--voice-cfg", type=finite_float, default=d[1],

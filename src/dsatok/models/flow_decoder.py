@@ -20,7 +20,7 @@ import dataclasses
 import math
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ from ..config import ConfigError, MelConfig
 from ..nn.attention import RotaryEmbedding
 from ..nn.conv import SEANetDecoder
 from ..nn.dit import DiTBlock, TimestepEmbedding
+from ..options import DecodeOptions
 from .io import load_model_config, load_weights, save_model
 from .prior import SemanticPrior
 
@@ -266,6 +267,21 @@ class FlowDecoder(nn.Module):
             return (ctx.mu.detach() if detach else ctx.mu) + self.cfg.start_sigma * noise
         return noise
 
+    @torch.no_grad()
+    def generate(self, sem_idx: torch.Tensor, ac_q: torch.Tensor, ac_lens: torch.Tensor, t_mel: int,
+                 options: DecodeOptions, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Tokens → log-mel ``[B, n_mels, t_mel]``: the one decode the tokenizer calls.
+
+        ``sem_idx [B, T_s]`` semantic tokens, ``ac_q [B, T_a, D]`` quantised acoustic latents with
+        ``ac_lens [B]``; every item is ``t_mel`` frames long. ``options.prior_only`` returns the
+        semantic prior's estimate (no flow); otherwise :func:`sample` integrates the flow.
+        """
+        lens = torch.full((sem_idx.shape[0],), t_mel, device=sem_idx.device)
+        ctx = self.prepare(sem_idx, lens, t_mel, ac_q, ac_lens)
+        if options.prior_only:
+            return prior_mel(self, ctx)
+        return sample(self, ctx, t_mel, options, generator=generator)
+
     def save_pretrained(self, out_dir: str | Path) -> Path:
         return save_model(self, self.cfg, KIND, out_dir)
 
@@ -293,11 +309,14 @@ def sway_schedule(steps: int, coef: float | None, device: torch.device) -> torch
 
 
 @torch.no_grad()
-def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int = 32, cfg_scale: float = 2.0,
-           voice_cfg: float = 0.0, content_cfg: float = 0.0, solver: Literal["euler", "midpoint"] = "euler",
-           sway: float | None = -1.0, generator: torch.Generator | None = None,
-           extra_guides: Sequence[tuple[float, DecoderContext]] = ()) -> torch.Tensor:
-    """Integrate the flow from noise to mel: returns log-mel ``[B, n_mels, T_mel]`` (padded frames at the floor).
+def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, options: DecodeOptions | None = None, *,
+           generator: torch.Generator | None = None, extra_guides: Sequence[tuple[float, DecoderContext]] = (),
+           **overrides: Any) -> torch.Tensor:
+    """Integrate the flow from its start (noise, or the prior) to mel: returns log-mel
+    ``[B, n_mels, T_mel]`` (padded frames at the floor).
+
+    The sampler settings are a :class:`~dsatok.options.DecodeOptions` (default: its defaults), with
+    single fields overridable by keyword (``steps=4, sway=None``).
 
     Guidance ``v = v_c + w (v_c - v_u) + w_v (v_c - v_s) + w_c (v_c - v_a)``: ``w = cfg_scale`` is
     classifier-free guidance against the unconditional field ``v_u`` (both streams dropped);
@@ -309,12 +328,12 @@ def sample(decoder: FlowDecoder, ctx: DecoderContext, t_mel: int, *, steps: int 
     costs one more field evaluation per step; all are evaluated in one batched forward, and the
     cross-attention keys/values in ``ctx`` are reused at every step.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    for name, w in (("cfg_scale", cfg_scale), ("voice_cfg", voice_cfg), ("content_cfg", content_cfg),
-                    *(("extra guide weight", w) for w, _ in extra_guides)):
+    o = dataclasses.replace(options or DecodeOptions(), **overrides)
+    steps, cfg_scale, voice_cfg, content_cfg = o.steps, o.cfg_scale, o.voice_cfg, o.content_cfg
+    solver, sway = o.solver, o.sway
+    for w, _ in extra_guides:
         if not math.isfinite(w):
-            raise ValueError(f"{name} must be a finite number, got {w}")
+            raise ValueError(f"extra guide weight must be a finite number, got {w}")
     b = ctx.sem.shape[0]
     n = decoder.cfg.mel.n_mels
     dev = ctx.sem.device
