@@ -22,3 +22,12 @@ class SpectrumSpeaker:
     def embed(self, w) -> np.ndarray:
         spec = np.abs(np.fft.rfft(np.asarray(w, dtype=np.float64)[:4096], n=4096))[:256]
         return spec / (np.linalg.norm(spec) + 1e-9)
+
+
+class ConstantAsr:
+    """Always the same transcript (a second judge that disagrees with LoudnessAsr)."""
+
+    name = "constant"
+
+    def transcribe(self, w) -> str:
+        return "the the"

@@ -95,6 +95,23 @@ def test_ablation_table_has_one_row_per_model_from_their_outputs(tiny_corpus, tm
     assert rep["details"]["a"]["fingerprint"] != rep["details"]["b"]["fingerprint"]
 
 
+def test_a_second_asr_judge_adds_its_own_wer_column(tiny_corpus):
+    from stub_evaluators import ConstantAsr, LoudnessAsr, SpectrumSpeaker
+    from test_tokenizer import tiny_model
+
+    from dsatok.eval.tables import Evaluators, evaluate_recombination, evaluate_reconstruction
+    from dsatok.judges.text import wer
+
+    ev = Evaluators(LoudnessAsr(), SpectrumSpeaker(), [], [("const", ConstantAsr())])
+    assert ev.names()["extra_asr"] == {"const": "constant"}
+    rec = evaluate_reconstruction(tiny_model(), tiny_corpus, ev, limit=2, decode_kw={"steps": 1}, progress=False)
+    for row in rec["table"]:
+        refs = [it["asr"]["ref"] for it in rec["per_utterance"][row["system"]]]
+        assert row["wer_const"] == round(wer(refs, ["the the"] * len(refs)), 4)
+    com = evaluate_recombination(tiny_model(), tiny_corpus, ev, limit=2, decode_kw={"steps": 1}, progress=False)
+    assert all("wer_const" in r for r in com["table"])
+
+
 def test_probe_streams_speaker_task_alone_skips_the_train_split(tiny_corpus):
     from dsatok.eval.probe import probe_streams
 

@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--vocoder", default=None,
                        help="override the model's vocoder (directory, 'griffinlim' or 'griffinlim:N')")
         s.add_argument("--asr", default="faster-whisper",
-                       help="faster-whisper | pocketsphinx | CTranslate2 Whisper dir | transformers Whisper dir")
+                       help="faster-whisper (tiny.en) | base | pocketsphinx | CTranslate2 Whisper dir | transformers "
+                            "Whisper dir; a comma list (tiny,base) adds a wer_<name> column per extra judge")
         s.add_argument("--speaker", default="resemblyzer", help="resemblyzer | local WavLM-SV directory")
         s.add_argument("--mos", default="dnsmos,distillmos", help="comma list: dnsmos, distillmos, UTMOS path")
         s.add_argument("-o", "--out", required=True, help="report directory (report.json, report.md, PNGs)")

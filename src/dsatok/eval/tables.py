@@ -35,11 +35,24 @@ class Evaluators:
     asr: Any
     speaker: Any
     mos: list[Any]
+    #: further ASR judges ``(label, model)``: each adds a ``wer_<label>`` column to the tables
+    extra_asr: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
 
     def names(self) -> dict[str, Any]:
         """The evaluators a report was measured with, and the installed versions of their packages."""
-        return {"asr": self.asr.name, "speaker": self.speaker.name, "mos": [m.name for m in self.mos],
-                "versions": evaluator_versions()}
+        return {"asr": self.asr.name, **({"extra_asr": {k: a.name for k, a in self.extra_asr}} if self.extra_asr else {}),
+                "speaker": self.speaker.name, "mos": [m.name for m in self.mos], "versions": evaluator_versions()}
+
+    def transcribe_extra(self, wav: np.ndarray, into: dict[str, list[str]]) -> None:
+        """Append each extra judge's transcript of ``wav`` to ``into[label]``."""
+        for label, a in self.extra_asr:
+            into.setdefault(label, []).append(a.transcribe(wav))
+
+
+def add_extra_wer(row: dict[str, Any], refs: list[str], extra: dict[str, list[str]]) -> None:
+    """``row["wer_<label>"]``: the corpus WER of each extra judge's transcripts, next to ``wer``."""
+    for label, hyps in extra.items():
+        row[f"wer_{label}"] = round(wer(refs, hyps), 4)
 
 
 #: distributions whose code or bundled weights an evaluation number depends on
@@ -62,10 +75,21 @@ def evaluator_versions(packages: tuple[str, ...] = EVALUATOR_PACKAGES) -> dict[s
 
 def load_evaluators(asr: str = "faster-whisper", speaker: str = "resemblyzer",
                     mos: tuple[str, ...] = ("dnsmos", "distillmos")) -> Evaluators:
+    """``asr`` may list several judges, comma separated (``tiny,base``): the first gives the ``wer``
+    column, each other one a ``wer_<name>`` column."""
     from .asr import load_asr
     from ..judges.speaker import load_speaker_encoder
 
-    return Evaluators(load_asr(asr), load_speaker_encoder(speaker), [M.load_mos(m) for m in mos])
+    specs = [x.strip() for x in asr.split(",") if x.strip()] or ["faster-whisper"]
+    extra = [(_label(x), load_asr(x)) for x in specs[1:]]
+    return Evaluators(load_asr(specs[0]), load_speaker_encoder(speaker), [M.load_mos(m) for m in mos], extra)
+
+
+def _label(spec: str) -> str:
+    """A short column label for an ASR spec (``base``, ``tiny``, or a directory's name)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", Path(spec).name.lower()).strip("_") or "asr"
 
 
 def _mean(xs: list[float]) -> float:
@@ -129,6 +153,7 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
     if not references:
         rows = {"model": []}
     hyps: dict[str, list[str]] = {k: [] for k in rows}
+    extra: dict[str, dict[str, list[str]]] = {k: {} for k in rows}
     refs: list[str] = []
     t_model = audio_s = 0.0
     for cid, x, text in tqdm(items, total=n_items, desc="reconstruction", disable=not progress):
@@ -150,7 +175,10 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
                            "pesq": try_metric(M.pesq_wb, x, w), "stoi": try_metric(M.stoi, x, w)})
             rows[name].append(it)
             hyps[name].append(ev.asr.transcribe(w))
+            ev.transcribe_extra(w, extra[name])
     table = [summary_row(k, rows[k], refs, hyps[k]) for k in rows]
+    for row in table:
+        add_extra_wer(row, refs, extra[row["system"]])
     table[0]["rtf"] = round(t_model / max(audio_s, 1e-9), 4)
     return {"table": table, "per_utterance": rows, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()},
             "audio_seconds": round(audio_s, 1)}
@@ -188,6 +216,7 @@ def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, li
     decode_kw = decode_kw or {}
     rows: dict[str, list[dict]] = {"model": [], "true_target": []}
     hyps: dict[str, list[str]] = {k: [] for k in rows}
+    extra: dict[str, dict[str, list[str]]] = {k: {} for k in rows}
     refs: list[str] = []
     t_model = audio_s = 0.0
     for i, p in enumerate(tqdm(pairs, desc="recombination", disable=not progress)):
@@ -207,6 +236,7 @@ def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, li
                 it.update({"mel_dtw_to_target": M.mel_dtw(tgt, w), "sim_to_target": speaker_cosine(e, et)})
             rows[name].append(it)
             hyps[name].append(ev.asr.transcribe(w))
+            ev.transcribe_extra(w, extra[name])
         if plot_dir is not None and i < plots:
             from .plots import plot_mels
 
@@ -216,6 +246,8 @@ def evaluate_recombination(model: Any, corpus: str | Path, ev: Evaluators, *, li
                        "true target: S's text in A's voice": M.log_mel(tgt)},
                       Path(plot_dir) / f"recomb_{i:02d}.png", title=f'"{p["text"]}"')
     table = [summary_row(k, rows[k], refs, hyps[k]) for k in rows]
+    for row in table:
+        add_extra_wer(row, refs, extra[row["system"]])
     table[0]["rtf"] = round(t_model / max(audio_s, 1e-9), 4)
     return {"table": table, "per_pair": rows, "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()},
             "audio_seconds": round(audio_s, 1)}
@@ -240,9 +272,12 @@ def evaluate_ablation(models: dict[str, Any], corpus: str | Path, ev: Evaluators
                                                          progress=progress)
         r0, c0 = rec["table"][0], ({} if com is None else com["table"][0])
         mos = sorted(k for k in r0 if k.startswith("mos_"))
+        judges = tuple(f"wer_{label}" for label, _ in ev.extra_asr)  # the extra ASR judges' WER
         row = {"system": name, "bitrate_bps": round(float(model.bitrate), 1)}
-        row.update({f"recon_{k}": r0.get(k) for k in ABLATION_COLUMNS["recon"] + tuple(mos)})
-        row.update({f"recomb_{k}": c0.get(k) for k in ABLATION_COLUMNS["recomb"] + tuple(mos)})
+        row.update({f"recon_{k}": r0.get(k) for k in ABLATION_COLUMNS["recon"][:1] + judges
+                    + ABLATION_COLUMNS["recon"][1:] + tuple(mos)})
+        row.update({f"recomb_{k}": c0.get(k) for k in ABLATION_COLUMNS["recomb"][:1] + judges
+                    + ABLATION_COLUMNS["recomb"][1:] + tuple(mos)})
         rows.append(row)
         full[name] = {"recon": rec["table"], "recomb": None if com is None else com["table"],
                       "fingerprint": model.fingerprint}
