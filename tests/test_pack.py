@@ -195,7 +195,7 @@ def test_single_stream_stage2_never_runs_the_semantic_tokenizer():
         full.semantic_tokens(batch)
 
 
-def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pack, tmp_path):
+def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pack, sem_dir, tmp_path, capsys):
     from safetensors.torch import load_file
 
     from dsatok.config import ConfigError
@@ -224,3 +224,14 @@ def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pac
     ev = [v for r in rows for v in r.values() if isinstance(v, dict) and "sens_sem" in v]
     assert ev and all(e["sens_sem"] > 0 and "sens_sem_mu" in e and "prior" in e for e in ev), rows
     assert (tmp_path / "b" / "final" / "decoder" / "model.safetensors").is_file()
+    # a pack-trained run names no semantic tokenizer: export says so, and takes the pack's with --semantic
+    from dsatok.cli.main import main
+    from dsatok.tokenizer import DSATokenizer
+
+    ck = sorted((tmp_path / "b" / "checkpoints").iterdir())[-1]
+    assert main(["export", str(ck), "-o", str(tmp_path / "m"), "--vocoder", "griffinlim:2"]) == 2
+    assert "--semantic DIR" in capsys.readouterr().err and not (tmp_path / "m").exists()
+    assert main(["export", str(ck), "-o", str(tmp_path / "m"), "--vocoder", "griffinlim:2", "--semantic", str(sem_dir),
+                 "--steps", "4", "--prior-only"]) == 0
+    m = DSATokenizer.from_pretrained(tmp_path / "m")
+    assert m.decoder.cfg.prior and m.decode_options.prior_only and m.decode_options.steps == 4

@@ -136,6 +136,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="vocoder export directory, 'griffinlim' or 'griffinlim:N' (N iterations, default 32)")
     add_decode_args(p, stored=True)
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint"])
+    p.add_argument("--semantic", default="",
+                   help="semantic tokenizer to package with a stage-2 checkpoint whose run config names none "
+                        "(a run trained from a pack made with it)")
     p.add_argument("--gl-iterations", type=int, default=None,
                    help="Griffin-Lim iterations of the written vocoder when it uses them (phase 'griffinlim' "
                         "or 'refine'; default: as trained)")
@@ -438,11 +441,19 @@ def cmd_export(a: argparse.Namespace) -> int:
             export_checkpoint(task(cfg), stage2, a.out)
             print(json.dumps({"model": a.out, "stage": name, "checkpoint": str(stage2)}, indent=1))
             return 0
-        cfg = dataclasses.replace(cfg, speaker_loss=False)
+        cfg = dataclasses.replace(cfg, speaker_loss=False, semantic=a.semantic or cfg.semantic)
+        if not cfg.semantic:
+            raise ConfigError(f"{run_cfg}: the run names no semantic tokenizer (trained from a pack); "
+                              f"give the one its pack was made with: --semantic DIR")
         with tempfile.TemporaryDirectory(prefix="dsatok-export-") as tmp:
             export_checkpoint(task(cfg), stage2, tmp)
             m = DSATokenizer.from_parts(tmp, a.vocoder, opts)
     else:
+        if a.semantic:
+            raise ConfigError(f"{stage2}: --semantic applies to a training checkpoint (RUN/checkpoints/step-N)")
+        if stage2.is_dir() and not (stage2 / "semantic").is_dir():
+            raise ConfigError(f"{stage2}: no semantic/ (a run trained from a pack); export one of its checkpoints "
+                              f"with --semantic DIR")
         m = DSATokenizer.from_parts(stage2, a.vocoder, opts)
     if a.gl_iterations is not None:
         try:
