@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -34,6 +34,9 @@ from .models.vocoder import VocoderConfig, VocosVocoder
 __all__ = ["DashengConfig", "DashengTokenizer", "DashengLatents", "DASHENG_PRESETS"]
 
 KIND = "dsatok-dasheng"
+
+if TYPE_CHECKING:
+    from .latents import Latents
 _DECODER_MEL_DICT = {"n_fft": 1280, "win_length": 1280, "hop_length": 320}
 
 
@@ -148,6 +151,75 @@ class DashengTokenizer(nn.Module):
     def decode(self, unified: torch.Tensor) -> torch.Tensor:
         """``[B, T, D] -> wav [B, T * 640]`` (chunked for long inputs)."""
         return self.decoder.synthesize(unified.transpose(1, 2), chunk_frames=250)
+
+    # ------------------------------------------------------------------ latent files
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the latent space: a hash of the config and the encoder-side weights (the
+        frozen semantic encoder and the acoustic injection; the decoder does not change it)."""
+        if getattr(self, "_fingerprint", None) is None:
+            import hashlib
+            import json
+
+            from .config import to_dict
+
+            h = hashlib.sha256(json.dumps({k: v for k, v in to_dict(self.cfg).items() if k != "decoder"},
+                                          sort_keys=True).encode())
+            parts = [m for m in (self.semantic, self.dsa_semantic) if m is not None]
+            state = {f"{i}.{k}": v for i, m in enumerate(parts) for k, v in m.state_dict().items()}
+            state.update({k: v for k, v in self.state_dict().items() if k.startswith("acoustic_")})
+            for k, v in sorted(state.items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    @torch.no_grad()
+    def encode_latents(self, audio: object, part: str = "unified") -> "Latents":
+        """Audio (a path, an array ``[N]`` / ``[B, N]`` or a list of them) → one :class:`~dsatok.latents.Latents`
+        of ``part`` (``unified``, ``semantic`` or ``acoustic``), padded, with this model's fingerprint."""
+        from .audio import as_waveforms
+        from .latents import LATENT_PARTS, Latents
+
+        if part not in LATENT_PARTS:
+            raise ConfigError(f"encode option part: must be one of {', '.join(LATENT_PARTS)}, got {part!r}")
+        dev = next(self.parameters()).device
+        waves = [w.to(dev) for w in as_waveforms(audio, self.sample_rate)]
+        short = [i for i, w in enumerate(waves) if w.shape[0] < 640]
+        if short:
+            raise ConfigError(f"audio[{short[0]}]: shorter than one latent frame (640 samples, 40 ms)")
+        lens = torch.tensor([w.shape[0] for w in waves], device=dev)
+        wav = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+        out = self.encode(wav, lens)
+        return Latents(out[part].float().cpu(), out.lengths.cpu().long(), lens.cpu().long(), part, self.fingerprint,
+                       self.frame_rate, self.sample_rate).validate("encoded latents")
+
+    def check_latents(self, lat: "Latents", where: str = "latents") -> None:
+        """Refuse latents this model cannot decode (another model's, or not the unified latent)."""
+        from .latents import LatentFileError
+
+        lat.validate(where)
+        if lat.fingerprint != self.fingerprint:
+            raise LatentFileError(f"{where}: made by another model (fingerprint {lat.fingerprint}, this model "
+                                  f"{self.fingerprint})")
+        if lat.part != "unified":
+            raise LatentFileError(f"{where}: holds the {lat.part} latent; only the unified latent decodes to audio")
+        if lat.latent.shape[-1] != self.cfg.dim or lat.sample_rate != self.sample_rate:
+            raise LatentFileError(f"{where}: {lat.latent.shape[-1]}-wide latents at {lat.sample_rate} Hz do not fit "
+                                  f"this model ({self.cfg.dim} at {self.sample_rate} Hz)")
+
+    @torch.no_grad()
+    def decode_latents(self, lat: "Latents") -> list[torch.Tensor]:
+        """Unified latents → one waveform ``[N_i]`` per item, at its source length."""
+        self.check_latents(lat)
+        dev = next(self.parameters()).device
+        out = []
+        for i in range(len(lat)):
+            one = lat[i]
+            w = self.decode(one.latent.to(dev))[0].cpu()
+            n = int(one.num_samples[0])
+            out.append(torch.nn.functional.pad(w, (0, max(0, n - w.shape[0])))[:n])
+        return out
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         out = save_model(self, self.cfg, KIND, out_dir)

@@ -101,14 +101,17 @@ def _common(p: argparse.ArgumentParser, decode: bool = True) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="audio files -> token files (.dsatok)")
+    p = sub.add_parser("encode", help="audio files -> token files (.dsatok), or latent files (.dslat) with a "
+                                      "DashengTokenizer --model")
     p.add_argument("inputs", nargs="+", help="audio files or directories")
     p.add_argument("-o", "--out", required=True, help="output directory")
+    p.add_argument("--part", default="unified", choices=("unified", "semantic", "acoustic"),
+                   help="which DashengTokenizer latent to write (only unified decodes back to audio)")
     _common(p, decode=False)
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("decode", help="token files -> WAV files")
-    p.add_argument("inputs", nargs="+", help=".dsatok files or directories")
+    p = sub.add_parser("decode", help="token files (or a DashengTokenizer's latent files) -> WAV files")
+    p.add_argument("inputs", nargs="+", help=".dsatok (or .dslat) files or directories")
     p.add_argument("-o", "--out", required=True, help="output directory")
     _common(p)
     p.set_defaults(func=cmd_decode)
@@ -228,6 +231,31 @@ def load_model(a: argparse.Namespace, out_dirs: Iterable[str] = (), out_files: I
     return DSATokenizer.from_pretrained(a.model, device=a.device, vocoder=a.vocoder)
 
 
+def model_kind(model: str | None) -> str:
+    """``"dasheng"`` when ``model`` is a DashengTokenizer directory, else ``"dsa"`` (the bundled model,
+    or any other directory, which :func:`load_model` then checks)."""
+    if not model:
+        return "dsa"
+    try:
+        kind = json.loads((Path(model) / "config.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return "dsa"
+    return "dasheng" if kind == "dsatok-dasheng" else "dsa"
+
+
+def load_dasheng(a: argparse.Namespace, out_dirs: Iterable[str] = ()):
+    """The DashengTokenizer of ``--model`` on ``--device`` (outputs and device checked first)."""
+    check_device(a.device)
+    check_outputs(out_dirs, ())
+    if getattr(a, "vocoder", None):
+        from ..config import ConfigError
+
+        raise ConfigError("--vocoder: a DashengTokenizer decodes with its own decoder")
+    from ..dasheng_tokenizer import DashengTokenizer
+
+    return DashengTokenizer.from_pretrained(a.model).to(a.device)
+
+
 def guidance_kw(a: argparse.Namespace) -> dict:
     """The guidance flags as ``decode`` keyword arguments (None: the model's default)."""
     return {"cfg_scale": a.cfg, "voice_cfg": a.voice_cfg, "content_cfg": a.content_cfg}
@@ -266,9 +294,10 @@ def for_each(items: list[tuple[Path, str]], fn: Callable[[Path, str], None], des
     from ..audio import AudioError
     from ..config import ConfigError
     from ..models.io import ModelLoadError
+    from ..latents import LatentFileError
     from ..tokens import TokenFileError
 
-    own = (AudioError, TokenFileError, ModelLoadError, ConfigError)
+    own = (AudioError, TokenFileError, LatentFileError, ModelLoadError, ConfigError)
     failed = 0
     written: dict[str, Path] = {}
 
@@ -299,8 +328,18 @@ def for_each(items: list[tuple[Path, str]], fn: Callable[[Path, str], None], des
 
 
 def cmd_encode(a: argparse.Namespace) -> int:
-    model = load_model(a, out_dirs=[a.out])
+    from ..latents import LATENT_EXT
+
     out = Path(a.out)
+    if model_kind(a.model) == "dasheng":
+        dasheng = load_dasheng(a, out_dirs=[a.out])
+        return for_each(expand(a.inputs, AUDIO_EXT, LATENT_EXT),
+                        lambda f, name: dasheng.encode_latents(f, a.part).save(out / name), "encode", a.quiet, AUDIO_EXT)
+    if a.part != "unified":
+        from ..config import ConfigError
+
+        raise ConfigError(f"--part {a.part}: only a DashengTokenizer (--model DIR) writes latents")
+    model = load_model(a, out_dirs=[a.out])
 
     def one(f: Path, name: str) -> None:
         model.encode(f).save(out / name)
@@ -329,19 +368,36 @@ def cmd_enhance(a: argparse.Namespace) -> int:
 
 def cmd_decode(a: argparse.Namespace) -> int:
     from ..audio import save
-    from ..tokens import Tokens
+    from ..latents import LATENT_EXT, LatentFileError, Latents
+    from ..tokens import TokenFileError, Tokens
 
-    model = load_model(a, out_dirs=[a.out])
     out = Path(a.out)
+    if model_kind(a.model) == "dasheng":
+        dasheng = load_dasheng(a, out_dirs=[a.out])
+
+        def one_latent(f: Path, name: str) -> None:
+            if f.suffix.lower() == TOKEN_EXT:
+                raise TokenFileError(f"{f}: a DSA token file; decode it with a DSA model, not a DashengTokenizer")
+            lat = Latents.load(f)
+            dasheng.check_latents(lat, str(f))
+            wavs = dasheng.decode_latents(lat)
+            for i, w in enumerate(wavs):
+                save(out / (name + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, dasheng.sample_rate)
+
+        exts = (LATENT_EXT, TOKEN_EXT)
+        return for_each(expand(a.inputs, exts), one_latent, "decode", a.quiet, exts)
+    model = load_model(a, out_dirs=[a.out])
 
     def one(f: Path, name: str) -> None:
+        if f.suffix.lower() == LATENT_EXT:
+            raise LatentFileError(f"{f}: a DashengTokenizer latent file; decode it with --model DASHENG_DIR")
         tok = Tokens.load(f)
         model.check_tokens(tok, str(f))
         wavs = model.decode(tok, **_decode_kw(a))
         for i, w in enumerate(wavs):
             save(out / (name + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, model.sample_rate)
 
-    return for_each(expand(a.inputs, (TOKEN_EXT,)), one, "decode", a.quiet, (TOKEN_EXT,))
+    return for_each(expand(a.inputs, (TOKEN_EXT, LATENT_EXT)), one, "decode", a.quiet, (TOKEN_EXT, LATENT_EXT))
 
 
 def cmd_reconstruct(a: argparse.Namespace) -> int:

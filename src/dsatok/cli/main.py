@@ -39,10 +39,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..data.phonemes import PhonemizerError
     from ..data.voices import SynthesisError
     from ..models.io import ModelLoadError
+    from ..latents import LatentFileError
     from ..tokens import TokenFileError
 
     return (CLIError, AudioError, ConfigError, CorpusError, SynthesisError, FileNotFoundError, ModelLoadError,
-            TokenFileError, PhonemizerError)
+            TokenFileError, LatentFileError, PhonemizerError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
