@@ -218,7 +218,8 @@ def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pac
         stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "prior", "", None,
                                  prior + ['init_parts=["decoder","decoder_dit"]'])
     stage2.run("", preset="prior", overrides=prior + [f"train.run_dir={tmp_path / 'b'}", "train.max_steps=2",
-                                                      "train.eval_every=2", "train.ema_decay=0"], progress=False)
+                                                      "train.eval_every=2", "train.ema_decay=0", "crop_seconds=0.6"],
+               progress=False)  # with crops: the cropped items skip the prior's CTC
     rows = [json.loads(x) for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
     assert all("prior" in r and r["prior"] > 0 for r in rows if "flow" in r)
     ev = [v for r in rows for v in r.values() if isinstance(v, dict) and "sens_sem" in v]
@@ -235,3 +236,34 @@ def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pac
                  "--steps", "4", "--prior-only"]) == 0
     m = DSATokenizer.from_pretrained(tmp_path / "m")
     assert m.decoder.cfg.prior and m.decode_options.prior_only and m.decode_options.steps == 4
+
+
+def test_crops_cut_long_items_on_token_boundaries_with_their_tokens():
+    from dsatok.data.batches import AudioBatch
+    from dsatok.train.acoustic import AcousticStageConfig, crop_batch
+
+    from dsatok.config import ConfigError
+
+    wav = torch.zeros(3, 6400)
+    wav[0] = torch.arange(6400) / 6400
+    wav[1, :1300] = 1.0
+    sem = torch.zeros(3, 10, dtype=torch.long)
+    sem[0] = torch.arange(10)
+    sem[1, :3] = 7
+    b = AudioBatch(wav, torch.tensor([6400, 1300, 3000]), ["a", "b", "c"], ["x", "y", "z"], ["s"] * 3, [{}] * 3, sem)
+    g = torch.Generator().manual_seed(0)
+    starts = set()
+    for _ in range(20):
+        out, cropped = crop_batch(b, 2000, 640, g)
+        assert cropped.tolist() == [True, False, True]
+        assert out.wav_lens.tolist() == [1920, 1300, 1920] and out.wav.shape == (3, 1920)
+        s0 = int(round(float(out.wav[0, 0]) * 6400))
+        assert s0 % 640 == 0 and torch.equal(out.sem[0], torch.arange(s0 // 640, s0 // 640 + 3))
+        assert torch.equal(out.wav[0], wav[0, s0 : s0 + 1920])
+        assert torch.equal(out.wav[1, :1300], wav[1, :1300]) and torch.equal(out.sem[1, :3], sem[1, :3])
+        starts.add(s0)
+    assert len(starts) > 3  # random windows
+    same, none = crop_batch(b, 7000, 640)
+    assert same is b and not none.any()
+    with pytest.raises(ConfigError, match="crop_seconds"):
+        AcousticStageConfig(crop_seconds=0.05)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio import lengths_to_mask
+from ..data.batches import AudioBatch
 from ..config import ConfigError
 from ..models.acoustic import AcousticConfig, AcousticTokenizer
 from ..models.flow_decoder import DecoderConfig, FlowDecoder
@@ -58,6 +59,10 @@ class AcousticStageConfig:
     prior_weight: float = 1.0  # |mu - mel| of the decoder's semantic prior (decoder.prior=true)
     prior_ctc_weight: float = 0.0  # auxiliary character CTC on the prior's token-rate states
     t_schedule: str = "uniform"  # flow-time sampling: uniform | cosine | logit_normal
+    #: training crops: each utterance longer than this is cut to a random window of this many seconds
+    #: (starting on a semantic-token boundary) before the mel, the tokens and the recombination split;
+    #: cropped items skip the prior's CTC (their transcript covers the whole utterance). 0: off
+    crop_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         for k in ("recomb_prob", "p_uncond", "p_drop_sem", "p_drop_ac"):
@@ -69,6 +74,8 @@ class AcousticStageConfig:
         for k in ("spk_weight", "bound_weight", "prior_weight", "prior_ctc_weight"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"{k} must be >= 0, got {getattr(self, k)}")
+        if not (self.crop_seconds == 0 or 0.2 <= self.crop_seconds <= 600):
+            raise ConfigError(f"crop_seconds must be 0 (off) or in [0.2, 600], got {self.crop_seconds}")
         if self.t_schedule not in T_SCHEDULES:
             raise ConfigError(f"t_schedule must be one of {', '.join(T_SCHEDULES)}, got '{self.t_schedule}'")
         bad = set(self.init_parts) - set(INIT_PARTS)
@@ -112,6 +119,36 @@ ACOUSTIC_PRESETS: dict[str, dict] = {
                         "optim": {"lr": 7.5e-5, "warmup_steps": 32_000, "decay": "linear"},
                         "data": {"max_frames": 30_000}}},
 }
+
+
+def crop_batch(batch: AudioBatch, max_samples: int, align: int, generator: torch.Generator | None = None
+               ) -> tuple[AudioBatch, torch.Tensor]:
+    """Cut every item longer than ``max_samples`` to a random window of ``max_samples // align * align``
+    samples starting on a multiple of ``align`` (one semantic token), with its precomputed semantic
+    tokens (``batch.sem``) cut to match. Returns the batch and ``cropped [B]`` (bool)."""
+    win = max(align, max_samples // align * align)
+    lens = batch.wav_lens.clone()
+    cropped = lens > win
+    if not bool(cropped.any()):
+        return batch, cropped
+    starts = torch.zeros_like(lens)
+    for i in cropped.nonzero().flatten().tolist():
+        slots = int(lens[i] - win) // align + 1
+        starts[i] = align * int(torch.randint(0, slots, (1,), generator=generator))
+        lens[i] = win
+    n = int(lens.max())
+    wav = torch.zeros(batch.wav.shape[0], n, dtype=batch.wav.dtype, device=batch.wav.device)
+    for i in range(wav.shape[0]):
+        wav[i, : int(lens[i])] = batch.wav[i, int(starts[i]) : int(starts[i]) + int(lens[i])]
+    sem = batch.sem
+    if sem is not None:
+        t = -(-n // align)
+        sem = torch.zeros(sem.shape[0], t, dtype=sem.dtype, device=sem.device)
+        for i in range(sem.shape[0]):
+            a = int(starts[i]) // align
+            piece = batch.sem[i, a : a + -(-int(lens[i]) // align)]
+            sem[i, : piece.shape[0]] = piece
+    return dataclasses.replace(batch, wav=wav, wav_lens=lens, sem=sem), cropped
 
 
 def _load_dit(decoder: FlowDecoder, f: Path) -> None:
@@ -295,6 +332,10 @@ class AcousticTask:
 
     def _loss(self, m: Stage2Model, batch, train: bool) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.cfg
+        cropped = None
+        if train and c.crop_seconds > 0:
+            align = round(m.acoustic.cfg.mel.sample_rate / m.decoder.cfg.sem_frame_rate)
+            batch, cropped = crop_batch(batch, int(c.crop_seconds * m.acoustic.cfg.mel.sample_rate), align)
         wav, lens = batch.wav, batch.wav_lens
         mel, mel_lens = m.acoustic.mel(wav, lens)
         b, _, t = mel.shape
@@ -331,8 +372,13 @@ class AcousticTask:
             prior = ((ctx.mu - x1).abs() * mk).sum() / (mk.sum() * x1.shape[1]).clamp_min(1.0)
             loss = loss + c.prior_weight * prior
             logs["prior"] = float(prior.detach())
-            if m.prior_ctc is not None and c.prior_ctc_weight > 0:
-                ctc = self._prior_ctc(m, ctx.prior_states, mel_lens, batch.texts)
+            keep = None if cropped is None else (~cropped).nonzero().flatten()
+            if m.prior_ctc is not None and c.prior_ctc_weight > 0 and (keep is None or keep.numel() > 0):
+                states, ctc_lens, texts = ctx.prior_states, mel_lens, batch.texts
+                if keep is not None and keep.numel() < len(texts):
+                    states, ctc_lens = states[keep], mel_lens[keep]
+                    texts = [texts[i] for i in keep.tolist()]
+                ctc = self._prior_ctc(m, states, ctc_lens, texts)
                 loss = loss + c.prior_ctc_weight * ctc
                 logs["prior_ctc"] = float(ctc.detach())
         if c.bound_weight > 0 and not m.freeze_acoustic:  # frozen: the penalty is a constant
