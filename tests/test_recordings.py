@@ -57,7 +57,7 @@ def test_eval_recon_list_reports_wer_sim_and_the_clean_input_floor(tiny_corpus, 
     assert main(["eval", "recon", "--list", str(f), "--steps", "2", "--mos", "", "-o", str(out), "--quiet"]) == 0
     rep = json.loads((out / "report.json").read_text())
     rows = {r["system"]: r for r in rep["table"]}
-    assert set(rows) == {"model", "vocoder_copy_synthesis", "clean_input"}
+    assert set(rows) - {"codec2_1200"} == {"model", "vocoder_copy_synthesis", "clean_input"}  # codec2: pycodec2
     assert rows["model"]["n"] == 2 and "wer" in rows["clean_input"] and "sim" in rows["model"]
     assert rep["settings"]["split"] == "list" and rep["settings"]["corpus"] == str(f)
     assert [it["id"] for it in rep["per_utterance"]["model"]] == [c.id for c in cuts]
