@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "current_umask"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "current_umask", "read_tagged_safetensors"]
 
 
 def current_umask() -> int:
@@ -59,3 +59,27 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> Path:
     """``obj`` as JSON (one trailing newline) to ``path``, atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def read_tagged_safetensors(path: str | Path, error: type[Exception], what: str) -> tuple[Any, dict]:
+    """``(header, tensors)`` of a safetensors file whose metadata holds a JSON ``"dsatok"`` header.
+
+    A missing, damaged or untagged file raises one ``error`` line naming it (``what``: e.g.
+    ``"token file"``); the header is returned parsed but unchecked."""
+    import json
+
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: {what} not found")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            raw = (f.metadata() or {}).get("dsatok")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several error types for damaged files
+        raise error(f"{p}: not a {what} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    try:
+        return json.loads(raw or ""), tensors
+    except json.JSONDecodeError:
+        raise error(f"{p}: not a dsatok {what} (no dsatok header)") from None

@@ -133,21 +133,10 @@ class Latents:
     @classmethod
     def load(cls, path: str | Path) -> "Latents":
         """Read a latent file; another format or a newer version is refused with one line."""
-        from safetensors import safe_open
+        from .files import read_tagged_safetensors
 
         p = Path(path)
-        if not p.is_file():
-            raise LatentFileError(f"{p}: latent file not found")
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                raw = (f.metadata() or {}).get("dsatok")
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # safetensors raises several error types for damaged files
-            raise LatentFileError(f"{p}: not a latent file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        try:
-            meta = json.loads(raw or "")
-        except json.JSONDecodeError:
-            raise LatentFileError(f"{p}: not a dsatok latent file (no dsatok header)") from None
+        meta, tensors = read_tagged_safetensors(p, LatentFileError, "latent file")
         meta = _check_header(meta, str(p))
         missing = {"latent", "lengths", "num_samples"} - set(tensors)
         if missing:

@@ -188,21 +188,10 @@ class Tokens:
     @classmethod
     def load(cls, path: str | Path) -> "Tokens":
         """Read a token file; a file of another format or a newer version is refused with one line."""
-        from safetensors import safe_open
+        from .files import read_tagged_safetensors
 
         p = Path(path)
-        if not p.is_file():
-            raise TokenFileError(f"{p}: token file not found")
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                raw = (f.metadata() or {}).get("dsatok")
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # safetensors raises several error types for damaged files
-            raise TokenFileError(f"{p}: not a token file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        try:
-            meta = json.loads(raw or "")
-        except json.JSONDecodeError:
-            raise TokenFileError(f"{p}: not a dsatok token file (no dsatok header)") from None
+        meta, tensors = read_tagged_safetensors(p, TokenFileError, "token file")
         meta = check_header(meta, str(p))
         need = set(_INDEX_FIELDS)
         if not need <= set(tensors):
