@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..files import atomic_write_text
-from .codec import _decode_kw, add_decode_args, float_list, positive_int, unit_interval
+from .codec import _decode_kw, add_decode_args, float_list, model_arg, positive_int, unit_interval
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for kind, helptext in (("recon", "Table 1: reconstruction of test utterances"),
                            ("recomb", "Table 1: cross-utterance recombination of the corpus's test pairs")):
         s = ps.add_parser(kind, help=helptext)
-        s.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+        s.add_argument("--model", type=model_arg, default=None, help="model directory or dsa (default: the bundled model)")
         if kind == "recon":  # a corpus split, or the user's own recordings
             src = s.add_mutually_exclusive_group(required=True)
             src.add_argument("--corpus")
@@ -84,6 +84,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("-o", "--out", default=None, help="write the JSON report here (and a .md table beside it)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_probe)
+
+    s = ps.add_parser("render", help="renderability probe: WER of a fixed small mel decoder trained on a token stream")
+    s.add_argument("--model", default=None,
+                   help="a DSA model directory (default: bundled) or a semantic tokenizer directory")
+    s.add_argument("--corpus", required=True, help="train split fits the probe; test split (unseen voices) scores it")
+    s.add_argument("--inputs", default="continuous,codes",
+                   help="comma list of: continuous, codes, table, codes+acoustic, acoustic (the last two need a DSA model)")
+    s.add_argument("--steps", type=positive_int, default=2500, help="probe training steps (16 x 4 s crops each)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--limit", type=positive_int, default=40, help="test utterances, spread evenly over the split")
+    s.add_argument("--train-limit", type=int, default=0, help="first N train utterances (0: all)")
+    s.add_argument("--vocoder", default=None, help="vocoder directory (default: the bundled model's)")
+    s.add_argument("--asr", default="tiny,base", help="ASR judges, comma list (first: wer, others: wer_<name>)")
+    s.add_argument("-o", "--out", required=True, help="write the JSON report here (and a .md table beside it)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_render)
 
     s = ps.add_parser("linear-probe", help="X-ARES-style linear probes of continuous latents (Dasheng, DSA tokens)")
     s.add_argument("--dasheng", default=None, help="a DashengTokenizer directory (semantic / acoustic / unified rows)")
@@ -303,6 +319,40 @@ def _probe(a: argparse.Namespace) -> int:
                 for n, r in rep["streams"].items()]
         plot_bars(bars, Path(a.out).with_suffix(".png"), title=f"Probes per token stream ({a.corpus})")
     _write(rep, a.out)
+    return 0
+
+
+def _render(a: argparse.Namespace) -> int:
+    from ..eval.render_probe import RENDER_INPUTS, RenderProbeConfig, render_probe
+    from ..eval.tables import load_evaluators
+    from ..models.vocoder import load_vocoder
+    from ..tokenizer import default_model_dir
+
+    d = Path(a.model) if a.model else default_model_dir()
+    if not (d / "config.json").is_file():
+        raise SystemExit(f"dsatok eval render: --model {d}: no config.json (not a model directory)")
+    inputs = [x.strip() for x in a.inputs.split(",") if x.strip()]
+    bad = [x for x in inputs if x not in RENDER_INPUTS]
+    if not inputs or bad:
+        raise SystemExit(f"dsatok eval render: --inputs: unknown '{','.join(bad) or a.inputs}' "
+                         f"(choose from {', '.join(RENDER_INPUTS)})")
+    if any("acoustic" in x for x in inputs) and not (d / "acoustic" / "config.json").is_file():
+        raise SystemExit(f"dsatok eval render: --inputs {a.inputs}: the acoustic inputs need a DSA model directory, "
+                         f"got {d}")
+    voc_dir = Path(a.vocoder) if a.vocoder else default_model_dir() / "vocoder"
+    vocoder = load_vocoder(voc_dir).eval()
+    ev = load_evaluators(a.asr, "resemblyzer", ())
+    t0 = time.perf_counter()
+    rep = render_probe(d, a.corpus, inputs, ev, vocoder, RenderProbeConfig(steps=a.steps, seed=a.seed), a.limit,
+                       a.train_limit, progress=not a.quiet)
+    rep.update({"vocoder": str(voc_dir), "seconds": round(time.perf_counter() - t0, 1)})
+    labels = [k for k in next(iter(rep["inputs"].values())) if k.startswith("wer")]
+    lines = [f"| input | {' | '.join(labels)} | mel L1 |", "|---|" + "---|" * (len(labels) + 1)]
+    for k, r in rep["inputs"].items():
+        lines.append(f"| {k} | " + " | ".join(f"{r[x]:.3f}" for x in labels) + f" | {r['mel_l1']:.3f} |")
+    atomic_write_text(Path(a.out).with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _write(rep, a.out, echo=False)
     return 0
 
 

@@ -29,7 +29,16 @@ class SemanticStageConfig:
     aux_ctc_weight: float = 0.3  # CTC on the continuous encoder output too (keeps it informative early)
     bound_weight: float = 1.0  # FSQ pre-bound penalty (see Quantizer.bound_penalty)
     feature_memo_gb: float = 4.0  # frozen Whisper back end: keep its outputs per utterance (computed once)
+    # render head: a small mel renderer (dsatok.nn.render.MelRenderer) on the *quantised* sequence,
+    # L1 to the normalised log-mel with the utterance's own mel statistics as the voice; its gradient
+    # reaches the encoder through FSQ's straight-through estimator, so the tokens keep what a decoder
+    # needs to render words (dropped after training, like the CTC head). 0: off
+    render_weight: float = 0.0
+    render_dim: int = 128
+    render_blocks: int = 4
 
+
+RENDER_MEL_MEAN, RENDER_MEL_STD = -5.0, 2.5  # the render head's log-mel normalisation (as the flow decoder's)
 
 SEMANTIC_PRESETS: dict[str, dict] = {
     "tiny": {"model": {"dim": 256, "layers": 6, "heads": 4},
@@ -71,24 +80,29 @@ class CTCHead(nn.Module):
 
 
 class SemanticCTCModel(nn.Module):
-    """Tokenizer + CTC head: ``(wav, lens) -> (log_probs [B, T, V], out_lens [B], indices [B, T_s], tok_lens)``."""
+    """Tokenizer + CTC head: ``(wav, lens) -> (log_probs [B, T, V], out_lens [B], indices [B, T_s], tok_lens)``.
 
-    def __init__(self, tokenizer: SemanticTokenizer) -> None:
+    ``render`` (training only): a :class:`~dsatok.nn.render.MelRenderer` over the quantised
+    sequence ``[B, T_s, D]`` (see ``SemanticStageConfig.render_weight``).
+    """
+
+    def __init__(self, tokenizer: SemanticTokenizer, render: nn.Module | None = None) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         c = tokenizer.cfg
         self.head = CTCHead(tokenizer.dim, c.vocab_size, c.ctc_upsample)
         self.aux_head = CTCHead(tokenizer.dim, c.vocab_size, c.ctc_upsample)
+        self.render = render
 
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor, aux: bool = False):
         """``(log_probs, out_lens, indices, token_lens)``; with ``aux`` also the continuous-path
-        log-probs and the FSQ bound penalty."""
+        log-probs, the FSQ bound penalty and the quantised sequence ``q [B, T_s, D]``."""
         h, lens = self.tokenizer.encoder(wav, wav_lens)
         q, idx = self.tokenizer.fsq(h)
         lp = self.head(q)
         out = (lp, lens * self.head.up, idx[:, 0], lens)
         if aux:
-            return out + (self.aux_head(h), self.tokenizer.fsq.bound_penalty(h))
+            return out + (self.aux_head(h), self.tokenizer.fsq.bound_penalty(h), q)
         return out
 
 
@@ -157,8 +171,11 @@ class SemanticTask:
     """:class:`~dsatok.train.engine.Task` for stage 1."""
 
     def __init__(self, cfg: SemanticStageConfig) -> None:
+        from ..audio import MelFrontend
+
         self.cfg = cfg
         self.targets = CTCTargets(cfg.model, cfg.train.data.corpus)
+        self._mel = MelFrontend()  # the render head's target: the decoders' 100-bin, 100 Hz log-mel
 
     def build_model(self) -> nn.Module:
         c = self.cfg.model
@@ -170,7 +187,30 @@ class SemanticTask:
             tok = SemanticTokenizer(c)
             if tok.encoder.whisper is not None:
                 tok.encoder.whisper.memo_limit = int(self.cfg.feature_memo_gb * 2**30)
-        return SemanticCTCModel(tok)
+        render = None
+        if self.cfg.render_weight > 0:
+            from ..nn.render import MelRenderer
+
+            up = round(self._mel.cfg.sample_rate / self._mel.cfg.hop_length / c.frame_rate)
+            render = MelRenderer(tok.dim, self._mel.cfg.n_mels, self.cfg.render_dim, self.cfg.render_blocks, up)
+        return SemanticCTCModel(tok, render)
+
+    def _render_loss(self, model, q: torch.Tensor, lens: torch.Tensor, batch) -> torch.Tensor:
+        """Masked L1 between the render head's mel and the normalised log-mel of the batch."""
+        from ..nn.render import voice_stats
+
+        m = model.module if hasattr(model, "module") else model
+        self._mel = self._mel.to(q.device)
+        mel, mel_lens = self._mel(batch.wav, batch.wav_lens)
+        mel = (mel - RENDER_MEL_MEAN) / RENDER_MEL_STD
+        up = m.render.up
+        t = min(q.shape[1] * up, mel.shape[2])
+        n = torch.minimum(mel_lens, lens * up).clamp(max=t)
+        mask = lengths_to_mask(n, t)
+        tgt = mel[:, :, :t]
+        pred = m.render(q, voice_stats(tgt, mask))[:, :, :t]
+        w = mask[:, None, :].to(pred.dtype)
+        return ((pred - tgt).abs() * w).sum() / (w.sum() * pred.shape[1]).clamp(min=1.0)
 
     @staticmethod
     def _ctc(lp, out_lens, tgt, tgt_lens):
@@ -183,19 +223,29 @@ class SemanticTask:
         return self._ctc(lp, out_lens, tgt, tgt_lens), lp, out_lens, idx, lens
 
     def training_step(self, model, batch, step):
-        lp, out_lens, idx, lens, lp_aux, bound = model(batch.wav, batch.wav_lens, aux=True)
+        lp, out_lens, idx, lens, lp_aux, bound, q = model(batch.wav, batch.wav_lens, aux=True)
         tgt, tgt_lens = self.targets(batch.texts, lp.device)
         ctc = self._ctc(lp, out_lens, tgt, tgt_lens)
         ctc_aux = self._ctc(lp_aux, out_lens, tgt, tgt_lens)
         loss = ctc + self.cfg.aux_ctc_weight * ctc_aux + self.cfg.bound_weight * bound
         st = codebook_stats(idx, self.cfg.model.codebook_size, lengths_to_mask(lens, idx.shape[1]))
-        return loss, {"ctc": float(ctc.detach()), "ctc_aux": float(ctc_aux.detach()), "bound": float(bound.detach()), "usage": st["usage"],
-                      "perplexity": st["perplexity"]}
+        logs = {"ctc": float(ctc.detach()), "ctc_aux": float(ctc_aux.detach()), "bound": float(bound.detach()),
+                "usage": st["usage"], "perplexity": st["perplexity"]}
+        if self.cfg.render_weight > 0:
+            ren = self._render_loss(model, q, lens, batch)
+            loss = loss + self.cfg.render_weight * ren
+            logs["render_l1"] = float(ren.detach())
+        return loss, logs
 
     def eval_step(self, model, batch) -> dict[str, float]:
         loss, lp, out_lens, idx, lens = self._loss(model, batch)
         st = codebook_stats(idx, self.cfg.model.codebook_size, lengths_to_mask(lens, idx.shape[1]))
-        return {"loss": float(loss), **self.targets.error_rates(lp, out_lens, batch.texts), **st}
+        out = {"loss": float(loss), **self.targets.error_rates(lp, out_lens, batch.texts), **st}
+        if self.cfg.render_weight > 0:
+            m = model.module if hasattr(model, "module") else model
+            q, _, tl = m.tokenizer.quantize(batch.wav, batch.wav_lens)
+            out["render_l1"] = float(self._render_loss(model, q, tl, batch))
+        return out
 
     def export(self, model, out_dir: Path) -> None:
         """The frozen tokenizer (``config.json`` + ``model.safetensors``); the CTC head goes to
