@@ -221,6 +221,20 @@ class DashengTokenizer(nn.Module):
             out.append(torch.nn.functional.pad(w, (0, max(0, n - w.shape[0])))[:n])
         return out
 
+    @torch.no_grad()
+    def reconstruct(self, audio: object) -> list[torch.Tensor]:
+        """Audio (path, array or list) → encode → decode: one waveform ``[N_i]`` per input."""
+        return self.decode_latents(self.encode_latents(audio))
+
+    def info(self) -> dict:
+        """What a user needs to know of this model (``dsatok info``)."""
+        params = {n: sum(p.numel() for p in m.parameters()) for n, m in
+                  (("semantic", self.dsa_semantic or self.semantic), ("decoder", self.decoder)) if m is not None}
+        params["acoustic_injection"] = sum(p.numel() for k, p in self.named_parameters() if k.startswith("acoustic_"))
+        return {"kind": "dasheng", "fingerprint": self.fingerprint, "backend": self.cfg.backend,
+                "sample_rate": self.sample_rate, "frame_rate_hz": self.frame_rate, "latent_dim": self.cfg.dim,
+                "inject_acoustic": bool(getattr(self.cfg, "inject_acoustic", True)), "parameters": params}
+
     def save_pretrained(self, out_dir: str | Path) -> Path:
         out = save_model(self, self.cfg, KIND, out_dir)
         if self.cfg.backend == "dsa":
@@ -228,7 +242,11 @@ class DashengTokenizer(nn.Module):
         return out
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path) -> "DashengTokenizer":
+    def from_pretrained(cls, model_dir: str | Path | None = None) -> "DashengTokenizer":
+        """A saved DashengTokenizer; ``None`` (or ``"dasheng"``) loads the bundled ``dasheng-default``."""
+        from .resources import bundled_model_dir
+
+        model_dir = bundled_model_dir("dasheng") if model_dir is None or str(model_dir) == "dasheng" else model_dir
         cfg, _ = load_model_config(DashengConfig, model_dir, KIND)
         sem = None
         if cfg.backend == "dsa":

@@ -34,7 +34,7 @@ from .models.io import ModelLoadError, read_model_meta
 from .models.semantic import SemanticTokenizer
 from .models.vocoder import GriffinLim, check_mel_match, griffin_lim_iterations, griffin_lim_spec, load_vocoder
 from .options import DecodeOptions, check_int, check_number
-from .resources import default_model_dir
+from .resources import default_model_dir, resolve_model
 from .tokens import Tokens, TokenFileError
 
 __all__ = ["DSATokenizer", "DecodeOptions", "default_model_dir", "AudioInput"]
@@ -133,7 +133,7 @@ class DSATokenizer(nn.Module):
                         vocoder: str | Path | None = None) -> "DSATokenizer":
         """Load a model directory (default: the bundled model). ``vocoder`` overrides the model's own
         (a Vocos directory, or ``"griffinlim"``)."""
-        d = Path(model_dir) if model_dir is not None else default_model_dir()
+        d = resolve_model(model_dir)
         p = d / "config.json"
         hint = " (the bundled model is missing: reinstall dsatok)" if model_dir is None else ""
         meta = read_model_meta(d, KIND, hint)

@@ -89,8 +89,24 @@ def add_guidance_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
                    help="extra guidance towards the semantic tokens' content, 0: off" + tail)
 
 
+def model_arg(spec: str) -> str:
+    """``--model`` values: a bundled name (``dsa``, ``dasheng``) becomes its directory; a missing
+    bundled model is an argparse error (one line), any other value a directory checked on load."""
+    from ..resources import BUNDLED_MODELS, resolve_model
+
+    if spec in BUNDLED_MODELS:
+        try:
+            return str(resolve_model(spec))
+        except FileNotFoundError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return spec
+
+
+MODEL_HELP = "dsa (default: the bundled DSA-Tokenizer), dasheng (the bundled DashengTokenizer) or a model directory"
+
+
 def _common(p: argparse.ArgumentParser, decode: bool = True) -> None:
-    p.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    p.add_argument("--model", type=model_arg, default=None, help=MODEL_HELP)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--vocoder", default=None,
                    help="override the model's vocoder: a Vocos directory, 'griffinlim' or 'griffinlim:N' (N iterations)")
@@ -150,7 +166,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enhance", help="denoise speech files with a latent enhancer (dsatok train enhance)")
     p.add_argument("inputs", nargs="+", help="audio files or directories")
     p.add_argument("-o", "--out", required=True, help="output directory (one WAV per input)")
-    p.add_argument("--model", required=True, help="enhancer directory")
+    p.add_argument("--model", default=None,
+                   help="enhancer directory (default: the enhancer bundled with the dasheng model)")
     p.add_argument("--steps", type=positive_int, default=None, help="ODE steps (default: the model's default_steps)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same output)")
     p.add_argument("--start", type=unit_interval, default=0.0, help="warm start from the noisy latent at this flow time (0..1)")
@@ -158,7 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser("info", help="describe a model")
-    p.add_argument("model_dir", nargs="?", default=None, help="model directory (default: the bundled model)")
+    p.add_argument("model_dir", nargs="?", type=model_arg, default=None, help=MODEL_HELP)
     p.add_argument("--preset", default=None, choices=("tiny", "paper"),
                    help="instead of a model: parameter counts of a stage-2 training preset (built, not loaded)")
     p.set_defaults(func=cmd_info)
@@ -403,6 +420,13 @@ def cmd_decode(a: argparse.Namespace) -> int:
 def cmd_reconstruct(a: argparse.Namespace) -> int:
     from ..audio import save
 
+    if model_kind(a.model) == "dasheng":
+        check_outputs((), [a.out])
+        dasheng = load_dasheng(a)
+        (w,) = dasheng.reconstruct(a.input)
+        save(a.out, w, dasheng.sample_rate)
+        print(a.out)
+        return 0
     model = load_model(a, out_files=[a.out])
     (w,) = model.reconstruct(a.input, **_decode_kw(a))
     save(a.out, w, model.sample_rate)
@@ -586,6 +610,10 @@ def cmd_info(a: argparse.Namespace) -> int:
 
     d = a.model_dir or str(default_model_dir())
     info = describe_model_dir(d)
+    if info is None and model_kind(d) == "dasheng":
+        from ..dasheng_tokenizer import DashengTokenizer
+
+        info = DashengTokenizer.from_pretrained(d).info()
     if info is None:
         from ..tokenizer import DSATokenizer
 

@@ -229,8 +229,13 @@ class SpeechEnhancer(nn.Module):
         return out
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path) -> "SpeechEnhancer":
+    def from_pretrained(cls, model_dir: str | Path | None = None, tokenizer: str | Path | None = None) -> "SpeechEnhancer":
+        """An enhancer directory with its tokenizer in ``DIR/tokenizer/`` (or at ``tokenizer``); ``None``
+        loads the enhancer bundled with ``dasheng-default`` over that tokenizer."""
         from ..dasheng_tokenizer import DashengTokenizer
+        from ..resources import bundled_enhancer_dir, bundled_model_dir
 
-        return cls(DashengTokenizer.from_pretrained(Path(model_dir) / "tokenizer"),
-                   LatentEnhancer.from_pretrained(model_dir))
+        if model_dir is None:
+            model_dir, tokenizer = bundled_enhancer_dir(), bundled_model_dir("dasheng")
+        tok = Path(tokenizer) if tokenizer is not None else Path(model_dir) / "tokenizer"
+        return cls(DashengTokenizer.from_pretrained(tok), LatentEnhancer.from_pretrained(model_dir))
