@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--engines", default="",
                    help="comma list to restrict: espeak,mbrola,festival,flite,pico,kokoro,hibari")
     b.add_argument("--voices", default=None,
-                   help="voice inventory JSON, or 'natural' for the bundled Kokoro/hibari inventory "
-                        "(default: the bundled classical one)")
+                   help="voice inventory JSON, or a bundled one: all (default: the classical synthesisers and the "
+                        "natural Kokoro / hibari voices), classical, natural")
     b.add_argument("--eval-max-wer", type=float, default=0.35,
                    help="test/dev voices only among voices whose inventory ASR WER is at most this (0: any)")
     b.add_argument("--clip-max-wer", type=float, default=0.5,

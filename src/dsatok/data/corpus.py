@@ -272,7 +272,7 @@ def build_corpus(
     if opts.engines:
         voices = [v for v in voices if v.engine in opts.engines or _engine_family(v) in opts.engines]
         if not voices:
-            hint = " (Kokoro / hibari voices: use the inventory 'natural')" if set(opts.engines) & {"kokoro", "hibari"} else ""
+            hint = " (Kokoro / hibari voices: use the inventory 'all' or 'natural')" if set(opts.engines) & {"kokoro", "hibari"} else ""
             from .manifests import CorpusError  # a ValueError: one line from the CLI
 
             raise CorpusError(f"no voice of engines {list(opts.engines)} in the inventory{hint}")

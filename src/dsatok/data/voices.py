@@ -120,23 +120,35 @@ def candidate_voices() -> list[Voice]:
     return v
 
 
-def _inventory_text(path: str | Path | None) -> str:
-    if path is None or str(path) == "natural":  # bundled: classical (default) or neural voices
-        name = "voices_natural.json" if path is not None else "voices.json"
-        return resources.files("dsatok.resources").joinpath(name).read_text()
-    return Path(path).read_text()
+#: bundled inventories by name: the classical synthesisers, the neural (Kokoro / hibari) voices, and both
+BUNDLED_INVENTORIES = {"classical": ("voices.json",), "natural": ("voices_natural.json",),
+                       "all": ("voices.json", "voices_natural.json")}
+
+
+def _inventory_data(path: str | Path | None) -> dict:
+    """An inventory's JSON; a bundled name (default ``all``) merges its files' voices and ``asr_wer``."""
+    name = "all" if path is None else str(path)
+    if name not in BUNDLED_INVENTORIES:
+        return json.loads(Path(path).read_text())
+    parts = [json.loads(resources.files("dsatok.resources").joinpath(f).read_text()) for f in BUNDLED_INVENTORIES[name]]
+    if len(parts) == 1:
+        return parts[0]
+    wer: dict[str, float] = {}
+    for p in parts:
+        wer.update(p.get("meta", {}).get("asr_wer") or {})
+    return {"meta": {"merged": list(BUNDLED_INVENTORIES[name]), "asr_wer": wer},
+            "voices": [v for p in parts for v in p["voices"]]}
 
 
 def load_inventory(path: str | Path | None = None) -> list[Voice]:
-    """The selected voices (default: the classical inventory shipped with dsatok; ``"natural"``:
-    the bundled Kokoro / hibari inventory)."""
-    data = json.loads(_inventory_text(path))
-    return [Voice.from_dict(d) for d in data["voices"]]
+    """The selected voices: a JSON file, or a bundled inventory by name: ``all`` (the default: the
+    classical synthesisers and the natural Kokoro / hibari voices), ``classical`` or ``natural``."""
+    return [Voice.from_dict(d) for d in _inventory_data(path)["voices"]]
 
 
 def load_inventory_meta(path: str | Path | None = None) -> dict:
     """The ``meta`` block of a voice inventory (selection settings, per-voice ASR WER)."""
-    return dict(json.loads(_inventory_text(path)).get("meta", {}))
+    return dict(_inventory_data(path).get("meta", {}))
 
 
 def save_inventory(voices: list[Voice], path: str | Path, meta: dict | None = None) -> None:
