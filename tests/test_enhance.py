@@ -279,6 +279,24 @@ def test_dasheng_reconstruction_report_has_a_semantic_latent_row_only_with_injec
     assert "mel_l1" not in rows["clean_input"] and rows["clean_input"]["n"] == 2
 
 
+def test_dasheng_reconstruction_scores_every_judge_and_a_revocoded_row(tiny_corpus):
+    from stub_evaluators import ConstantAsr, LoudnessAsr, SpectrumSpeaker
+
+    from dsatok.eval.dasheng import evaluate_dasheng_reconstruction
+    from dsatok.eval.tables import Evaluators
+    from dsatok.models.vocoder import load_vocoder
+
+    torch.manual_seed(0)
+    sem_only = DashengTokenizer(from_dict(DashengConfig, {**DASHENG_PRESETS["tiny"], "inject_acoustic": False})).eval()
+    ev = Evaluators(LoudnessAsr(), SpectrumSpeaker(), [], [("const", ConstantAsr())])
+    rep = evaluate_dasheng_reconstruction({"s": sem_only}, tiny_corpus, ev, limit=2, revocoder=load_vocoder("griffinlim:4"),
+                                          progress=False)
+    rows = {r["system"]: r for r in rep["table"]}
+    assert list(rows) == ["s", "s/revocoded", "clean_input"]
+    assert all("wer_const" in r for r in rows.values())
+    assert rows["s/revocoded"]["mel_l1"] != rows["s"]["mel_l1"]
+
+
 def test_bench_dasheng_times_each_case_in_its_own_process(tmp_path):
     import soundfile as sf
 

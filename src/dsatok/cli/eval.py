@@ -118,6 +118,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "unified=runs/d/final semantic_only=runs/s/final")
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
+    s.add_argument("--revocode", default=None,
+                   help="a mel vocoder directory: also score each decode's log-mel re-synthesised by it")
     _evaluator_args(s)
     s.set_defaults(func=_dasheng)
 
@@ -204,9 +206,14 @@ def _dasheng(a: argparse.Namespace) -> int:
     specs = _named_dirs(a.models)
     models = {n: DashengTokenizer.from_pretrained(d) for n, d in specs.items()}
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
-    rep = evaluate_dasheng_reconstruction(models, a.corpus, ev, limit=a.limit, progress=not a.quiet)
+    revoc = None
+    if a.revocode:
+        from ..models.vocoder import load_vocoder
+
+        revoc = load_vocoder(a.revocode).eval()
+    rep = evaluate_dasheng_reconstruction(models, a.corpus, ev, limit=a.limit, revocoder=revoc, progress=not a.quiet)
     rep["settings"] = {"models": specs, "fingerprints": {n: model_fingerprint(d) for n, d in specs.items()},
-                       "corpus": str(a.corpus), "evaluators": ev.names(), "limit": a.limit}
+                       "corpus": str(a.corpus), "evaluators": ev.names(), "limit": a.limit, "revocode": a.revocode}
     _report(rep, a.out, markdown_table(rep["table"], f"DashengTokenizer reconstruction ({a.corpus}, test)"), t0)
     return 0
 

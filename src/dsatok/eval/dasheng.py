@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .tables import Evaluators, mos_scores, speaker_cosine, summary_row, try_metric
+from .tables import Evaluators, add_extra_wer, mos_scores, speaker_cosine, summary_row, try_metric
 
 __all__ = ["evaluate_dasheng_reconstruction", "evaluate_enhancement", "ENH_NOISES", "ENH_SNRS"]
 
@@ -37,10 +37,12 @@ def _metrics(ev: Evaluators, clean: np.ndarray, out: np.ndarray, e_clean: np.nda
 
 @torch.no_grad()
 def evaluate_dasheng_reconstruction(models: dict[str, Any], corpus: str | Path, ev: Evaluators, *, limit: int = 0,
-                                    progress: bool = True) -> dict[str, Any]:
+                                    revocoder: Any | None = None, progress: bool = True) -> dict[str, Any]:
     """Rows ``NAME`` (decode of the unified latent) and, for models with an acoustic injection,
     ``NAME/semantic-latent`` (the same decoder fed the semantic part alone), plus ``clean_input``.
-    ``rtf`` is encode + decode seconds per second of audio on this machine."""
+    ``revocoder`` (a mel vocoder): also ``NAME/revocoded``, the decode's log-mel re-synthesised by it
+    (is the decoder's magnitude or its waveform the weaker part?). Every ASR judge of ``ev`` scores
+    every row. ``rtf`` is encode + decode seconds per second of audio on this machine."""
     from tqdm import tqdm
 
     from ..data.batches import load_cut_audio
@@ -48,6 +50,7 @@ def evaluate_dasheng_reconstruction(models: dict[str, Any], corpus: str | Path, 
     cuts = _test_cuts(corpus, limit)
     rows: dict[str, list[dict]] = {}
     hyps: dict[str, list[str]] = {}
+    extra: dict[str, dict[str, list[str]]] = {}
     refs = [c.supervisions[0].text or "" for c in cuts]
     secs: dict[str, float] = {}
     audio_s = 0.0
@@ -62,19 +65,34 @@ def evaluate_dasheng_reconstruction(models: dict[str, Any], corpus: str | Path, 
             y = tok.decode(z.unified)[0].numpy()
             secs[name] = secs.get(name, 0.0) + time.perf_counter() - t0
             outs.append((name, y))
+            if revocoder is not None:
+                outs.append((f"{name}/revocoded", _revocode(revocoder, y)))
             if tok.cfg.inject_acoustic:
                 outs.append((f"{name}/semantic-latent", tok.decode(z.semantic)[0].numpy()))
         for name, y in outs:
             rows.setdefault(name, []).append(_metrics(ev, x, y, e_clean, c.id))
             hyps.setdefault(name, []).append(ev.asr.transcribe(y))
+            ev.transcribe_extra(y, extra.setdefault(name, {}))
         rows.setdefault("clean_input", []).append({"id": c.id, **mos_scores(ev, x)})
         hyps.setdefault("clean_input", []).append(ev.asr.transcribe(x))
+        ev.transcribe_extra(x, extra.setdefault("clean_input", {}))
     table = [summary_row(k, v, refs, hyps[k]) for k, v in rows.items()]
+    for r in table:
+        add_extra_wer(r, refs, extra.get(r["system"], {}))
     for r in table:
         if r["system"] in secs:
             r["rtf"] = round(secs[r["system"]] / max(audio_s, 1e-9), 4)
     return {"table": table, "per_utterance": rows, "audio_seconds": round(audio_s, 1),
             "transcripts": {k: list(zip(refs, h))[:5] for k, h in hyps.items()}}
+
+
+def _revocode(vocoder: Any, y: np.ndarray) -> np.ndarray:
+    """``y``'s log-mel through a mel vocoder, at ``y``'s length."""
+    from ..audio import MelFrontend
+
+    mel = MelFrontend(vocoder.mel_config)(torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None])[0]
+    out = vocoder.synthesize(mel)[0].clamp(-1, 1).numpy()
+    return np.pad(out, (0, max(0, len(y) - len(out))))[: len(y)]
 
 
 def enhancement_items(cuts: list[Any], seed: int = 0, noises: tuple[str, ...] = ENH_NOISES,
@@ -122,6 +140,7 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
     rows: dict[str, list[dict]] = {k: [] for k in ("noisy_input", "tokenizer_passthrough", "enhanced",
                                                    "clean_resynthesis")}
     hyps: dict[str, list[str]] = {k: [] for k in rows}
+    extra: dict[str, dict[str, list[str]]] = {k: {} for k in rows}
     refs = []
     t_enh = audio_s = 0.0
     for c, x, noisy, kind, snr in tqdm(items, desc="enhancement", disable=not progress):
@@ -138,9 +157,11 @@ def evaluate_enhancement(enhancer: Any, corpus: str | Path, ev: Evaluators, *, l
         for name, y in outs.items():
             rows[name].append({**_metrics(ev, x, y, e_clean, c.id), "noise": kind, "snr": snr})
             hyps[name].append(ev.asr.transcribe(y))
+            ev.transcribe_extra(y, extra[name])
     table = [summary_row(k, v, refs, hyps[k]) for k, v in rows.items()]
     for r in table:
         r.pop("snr", None)
+        add_extra_wer(r, refs, extra[r["system"]])
     table[2]["rtf"] = round(t_enh / max(audio_s, 1e-9), 4)
     groups = []
     for key, values in (("snr", sorted({i[4] for i in items})), ("noise", sorted({i[3] for i in items}))):
