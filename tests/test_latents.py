@@ -107,6 +107,6 @@ def test_cli_encodes_and_decodes_latents_with_a_dasheng_model(model, tmp_path, c
     assert sr == 16000 and len(w) == len(_wav(0.8, 4))
     # a latent given to the DSA model, and --part with it, are one-line refusals
     assert main(["decode", str(tmp_path / "lat" / "a.dslat"), "-o", str(tmp_path / "w2"), "--quiet"]) == 1
-    assert "decode it with --model DASHENG_DIR" in capsys.readouterr().err
+    assert "decode it with --model dasheng" in capsys.readouterr().err
     assert main(["encode", str(tmp_path / "a.wav"), "--part", "semantic", "-o", str(tmp_path / "t")]) == 2
     assert "only a DashengTokenizer" in capsys.readouterr().err

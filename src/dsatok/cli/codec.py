@@ -384,37 +384,40 @@ def cmd_enhance(a: argparse.Namespace) -> int:
 
 
 def cmd_decode(a: argparse.Namespace) -> int:
+    """Token files (DSA) or latent files (Dasheng) -> one WAV per item; the other kind of file is refused."""
     from ..audio import save
     from ..latents import LATENT_EXT, LatentFileError, Latents
     from ..tokens import TokenFileError, Tokens
 
     out = Path(a.out)
     if model_kind(a.model) == "dasheng":
-        dasheng = load_dasheng(a, out_dirs=[a.out])
+        model = load_dasheng(a, out_dirs=[a.out])
+        own, other = LATENT_EXT, TOKEN_EXT
+        refusal = TokenFileError, "a DSA token file; decode it with a DSA model, not a DashengTokenizer"
 
-        def one_latent(f: Path, name: str) -> None:
-            if f.suffix.lower() == TOKEN_EXT:
-                raise TokenFileError(f"{f}: a DSA token file; decode it with a DSA model, not a DashengTokenizer")
+        def decode(f: Path) -> list:
             lat = Latents.load(f)
-            dasheng.check_latents(lat, str(f))
-            wavs = dasheng.decode_latents(lat)
-            for i, w in enumerate(wavs):
-                save(out / (name + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, dasheng.sample_rate)
+            model.check_latents(lat, str(f))
+            return model.decode_latents(lat)
+    else:
+        model = load_model(a, out_dirs=[a.out])
+        own, other = TOKEN_EXT, LATENT_EXT
+        refusal = LatentFileError, "a DashengTokenizer latent file; decode it with --model dasheng (or its directory)"
 
-        exts = (LATENT_EXT, TOKEN_EXT)
-        return for_each(expand(a.inputs, exts), one_latent, "decode", a.quiet, exts)
-    model = load_model(a, out_dirs=[a.out])
+        def decode(f: Path) -> list:
+            tok = Tokens.load(f)
+            model.check_tokens(tok, str(f))
+            return model.decode(tok, **_decode_kw(a))
 
     def one(f: Path, name: str) -> None:
-        if f.suffix.lower() == LATENT_EXT:
-            raise LatentFileError(f"{f}: a DashengTokenizer latent file; decode it with --model DASHENG_DIR")
-        tok = Tokens.load(f)
-        model.check_tokens(tok, str(f))
-        wavs = model.decode(tok, **_decode_kw(a))
+        if f.suffix.lower() == other:
+            raise refusal[0](f"{f}: {refusal[1]}")
+        wavs = decode(f)
         for i, w in enumerate(wavs):
             save(out / (name + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, model.sample_rate)
 
-    return for_each(expand(a.inputs, (TOKEN_EXT, LATENT_EXT)), one, "decode", a.quiet, (TOKEN_EXT, LATENT_EXT))
+    exts = (own, other)
+    return for_each(expand(a.inputs, exts), one, "decode", a.quiet, exts)
 
 
 def cmd_reconstruct(a: argparse.Namespace) -> int:
