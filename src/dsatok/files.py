@@ -83,3 +83,25 @@ def read_tagged_safetensors(path: str | Path, error: type[Exception], what: str)
         return json.loads(raw or ""), tensors
     except json.JSONDecodeError:
         raise error(f"{p}: not a dsatok {what} (no dsatok header)") from None
+
+
+def check_tagged_header(meta: Any, where: str, error: type[Exception], what: str, fmt: str, max_version: int,
+                        checks: dict[str, tuple[Any, str]]) -> dict:
+    """A tagged file's JSON header: format ``fmt``, a version this code reads, and each ``checks``
+    field present and accepted by its predicate (``{key: (ok, "what it must be")}``); else one
+    ``error`` line naming ``where`` (``what``: e.g. ``"token file"``)."""
+    if not isinstance(meta, dict):
+        raise error(f"{where}: not a dsatok {what} (header is a JSON {type(meta).__name__})")
+    if meta.get("format") != fmt:
+        raise error(f"{where}: not a dsatok {what} (format {meta.get('format')!r})")
+    v = meta.get("version", 0)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise error(f"{where}: header field 'version' must be a positive integer, got {v!r}")
+    if v > max_version:
+        raise error(f"{where}: {what} version {v} is newer than this dsatok (reads up to {max_version}); upgrade dsatok")
+    for key, (ok, must) in checks.items():
+        if key not in meta:
+            raise error(f"{where}: header lacks field '{key}'")
+        if not ok(meta[key]):
+            raise error(f"{where}: header field '{key}' must be {must}, got {str(meta[key])[:60]!r}")
+    return meta

@@ -35,15 +35,8 @@ class LatentFileError(ValueError):
 
 
 def _check_header(meta: Any, where: str) -> dict:
-    if not isinstance(meta, dict) or meta.get("format") != LATENT_FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise LatentFileError(f"{where}: not a dsatok latent file (format {got!r})")
-    v = meta.get("version")
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise LatentFileError(f"{where}: header field 'version' must be a positive integer, got {v!r}")
-    if v > LATENT_VERSION:
-        raise LatentFileError(f"{where}: latent file version {v} is newer than this dsatok (reads up to "
-                              f"{LATENT_VERSION}); upgrade dsatok")
+    from .files import check_tagged_header
+
     checks = {"part": (lambda x: x in LATENT_PARTS, f"one of {', '.join(LATENT_PARTS)}"),
               "fingerprint": (lambda x: isinstance(x, str) and x != "", "a non-empty string"),
               "frame_rate": (lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
@@ -51,12 +44,7 @@ def _check_header(meta: Any, where: str) -> dict:
               "sample_rate": (lambda x: isinstance(x, int) and not isinstance(x, bool)
                               and _RATE_RANGE[0] <= x <= _RATE_RANGE[1], f"an integer in {_RATE_RANGE[0]}-{_RATE_RANGE[1]} Hz"),
               "dim": (lambda x: isinstance(x, int) and not isinstance(x, bool) and x > 0, "a positive integer")}
-    for key, (ok, what) in checks.items():
-        if key not in meta:
-            raise LatentFileError(f"{where}: header lacks field '{key}'")
-        if not ok(meta[key]):
-            raise LatentFileError(f"{where}: header field '{key}' must be {what}, got {str(meta[key])[:60]!r}")
-    return meta
+    return check_tagged_header(meta, where, LatentFileError, "latent file", LATENT_FORMAT, LATENT_VERSION, checks)
 
 
 @dataclasses.dataclass

@@ -46,16 +46,8 @@ def _is_number(v: Any) -> bool:
 
 def check_header(meta: Any, where: str) -> dict:
     """A token file's JSON header, every field present and of the right type, else one line."""
-    if not isinstance(meta, dict):
-        raise TokenFileError(f"{where}: not a dsatok token file (header is a JSON {type(meta).__name__})")
-    if meta.get("format") != TOKEN_FORMAT:
-        raise TokenFileError(f"{where}: not a dsatok token file (format {meta.get('format')!r})")
-    version = meta.get("version", 0)
-    if not _is_int(version) or version < 1:
-        raise TokenFileError(f"{where}: header field 'version' must be a positive integer, got {version!r}")
-    if version > TOKEN_VERSION:
-        raise TokenFileError(f"{where}: token file version {version} is newer than this dsatok "
-                             f"(reads up to {TOKEN_VERSION}); upgrade dsatok")
+    from .files import check_tagged_header
+
     checks = {"fingerprint": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
               "frame_rates": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(x) and x > 0 for x in v),
                               "a list of two positive numbers"),
@@ -63,12 +55,7 @@ def check_header(meta: Any, where: str) -> dict:
                                  "a list of two integers > 1"),
               "sample_rate": (lambda v: _is_int(v) and _RATE_RANGE[0] <= v <= _RATE_RANGE[1],
                               f"an integer in {_RATE_RANGE[0]}-{_RATE_RANGE[1]} Hz")}
-    for key, (ok, what) in checks.items():
-        if key not in meta:
-            raise TokenFileError(f"{where}: header lacks field '{key}'")
-        if not ok(meta[key]):
-            raise TokenFileError(f"{where}: header field '{key}' must be {what}, got {str(meta[key])[:60]!r}")
-    return meta
+    return check_tagged_header(meta, where, TokenFileError, "token file", TOKEN_FORMAT, TOKEN_VERSION, checks)
 
 
 @dataclasses.dataclass
