@@ -394,25 +394,19 @@ def cmd_decode(a: argparse.Namespace) -> int:
         model = load_dasheng(a, out_dirs=[a.out])
         own, other = LATENT_EXT, TOKEN_EXT
         refusal = TokenFileError, "a DSA token file; decode it with a DSA model, not a DashengTokenizer"
-
-        def decode(f: Path) -> list:
-            lat = Latents.load(f)
-            model.check_latents(lat, str(f))
-            return model.decode_latents(lat)
+        read, check, decode = Latents.load, model.check_latents, model.decode_latents
     else:
         model = load_model(a, out_dirs=[a.out])
         own, other = TOKEN_EXT, LATENT_EXT
         refusal = LatentFileError, "a DashengTokenizer latent file; decode it with --model dasheng (or its directory)"
-
-        def decode(f: Path) -> list:
-            tok = Tokens.load(f)
-            model.check_tokens(tok, str(f))
-            return model.decode(tok, **_decode_kw(a))
+        read, check, decode = Tokens.load, model.check_tokens, lambda t: model.decode(t, **_decode_kw(a))
 
     def one(f: Path, name: str) -> None:
         if f.suffix.lower() == other:
             raise refusal[0](f"{f}: {refusal[1]}")
-        wavs = decode(f)
+        item = read(f)
+        check(item, str(f))
+        wavs = decode(item)
         for i, w in enumerate(wavs):
             save(out / (name + (f"_{i}" if len(wavs) > 1 else "") + ".wav"), w, model.sample_rate)
 
