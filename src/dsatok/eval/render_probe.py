@@ -18,6 +18,7 @@ It is stage 1's selection metric beside CER, and a floor for a flow decoder on t
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import time
 from collections.abc import Callable
@@ -55,62 +56,58 @@ class RenderItem:
     speaker: str
 
 
-Featurizer = Callable[[torch.Tensor], torch.Tensor]  # wav [N] -> x [T_s, D] or ids [T_s]
+Featurizer = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # wav [N] -> {kind: x [T_s, D] or ids [T_s]}
 
 
-def load_probe_source(model_dir: str | Path, kind: str) -> tuple[Featurizer, int, float, int]:
-    """``(featurize, in_dim, token_rate, codebook)`` for a semantic tokenizer directory or a DSA model
-    directory (one with ``semantic/``); the acoustic inputs need the latter."""
+def load_probe_source(model_dir: str | Path, kinds: list[str]) -> tuple[Featurizer, dict[str, int], float, int]:
+    """``(featurize, in_dims, token_rate, codebook)`` for a semantic tokenizer directory or a DSA model
+    directory (one with ``semantic/``); the acoustic inputs need the latter. One encoder pass gives
+    every kind in ``kinds``."""
     from ..models.semantic import SemanticTokenizer
 
-    if kind not in RENDER_INPUTS:
-        raise ValueError(f"render probe: unknown input '{kind}' (choose from {', '.join(RENDER_INPUTS)})")
+    bad = [k for k in kinds if k not in RENDER_INPUTS]
+    if bad or not kinds:
+        raise ValueError(f"render probe: unknown input '{','.join(bad)}' (choose from {', '.join(RENDER_INPUTS)})")
     d = Path(model_dir)
     acoustic = None
+    need_ac = any("acoustic" in k for k in kinds)
     if (d / "semantic" / "config.json").is_file():
         sem = SemanticTokenizer.from_pretrained(d / "semantic").eval()
-        if "acoustic" in kind:
+        if need_ac:
             from ..models.acoustic import AcousticTokenizer
 
             acoustic = AcousticTokenizer.from_pretrained(d / "acoustic").eval()
     else:
-        if "acoustic" in kind:
-            raise ValueError(f"render probe: input '{kind}' needs a DSA model directory (with semantic/ and "
+        if need_ac:
+            raise ValueError(f"render probe: the acoustic inputs need a DSA model directory (with semantic/ and "
                              f"acoustic/), got the semantic tokenizer {model_dir}")
         sem = SemanticTokenizer.from_pretrained(d).eval()
 
     @torch.no_grad()
-    def featurize(wav: torch.Tensor) -> torch.Tensor:
+    def featurize(wav: torch.Tensor) -> dict[str, torch.Tensor]:
         lens = torch.tensor([wav.shape[-1]])
         h, tl = sem.encoder(wav[None], lens)
         n = int(tl[0])
         q, idx = sem.fsq(h)
-        if kind == "continuous":
-            return h[0, :n]
-        if kind == "table":
-            return idx[0, 0, :n].long()
-        codes = q[0, :n]
-        if acoustic is None:
-            return codes
-        aq, _, al = acoustic.quantize(wav[None], lens)
-        a = aq[0, : int(al[0])]
-        r = max(1, round(acoustic.frame_rate / sem.frame_rate))
-        a = torch.nn.functional.pad(a, (0, 0, 0, max(0, n * r - a.shape[0])))[: n * r].reshape(n, -1)
-        return a if kind == "acoustic" else torch.cat([codes, a], dim=-1)
+        feats = {"continuous": h[0, :n], "table": idx[0, 0, :n].long(), "codes": q[0, :n]}
+        if acoustic is not None:
+            aq, _, al = acoustic.quantize(wav[None], lens)
+            a = aq[0, : int(al[0])]
+            r = max(1, round(acoustic.frame_rate / sem.frame_rate))
+            a = torch.nn.functional.pad(a, (0, 0, 0, max(0, n * r - a.shape[0])))[: n * r].reshape(n, -1)
+            feats["acoustic"], feats["codes+acoustic"] = a, torch.cat([feats["codes"], a], dim=-1)
+        return {k: feats[k] for k in kinds}
 
-    dims = {"continuous": sem.dim, "codes": sem.dim, "table": 0}
-    if kind in dims:
-        in_dim = dims[kind]
-    else:  # probe once for the stacked acoustic width
-        in_dim = int(featurize(torch.zeros(16000)).shape[-1])
-    return featurize, in_dim, sem.frame_rate, sem.codebook_size
+    probe = featurize(torch.zeros(16000))
+    dims = {k: (0 if k == "table" else int(v.shape[-1])) for k, v in probe.items()}
+    return featurize, dims, sem.frame_rate, sem.codebook_size
 
 
 @torch.no_grad()
 def extract_items(featurize: Featurizer, corpus: str | Path, split: str, up: int, limit: int = 0,
-                  spread: bool = False, progress: bool = True) -> list[RenderItem]:
-    """Probe inputs and mel targets of ``split`` (the first ``limit``, or ``limit`` spread evenly over the
-    split with ``spread``)."""
+                  spread: bool = False, progress: bool = True) -> dict[str, list[RenderItem]]:
+    """Probe inputs (one list per kind) and mel targets of ``split`` (the first ``limit``, or ``limit``
+    spread evenly over the split with ``spread``)."""
     from tqdm import tqdm
 
     from ..audio import MelFrontend
@@ -121,16 +118,18 @@ def extract_items(featurize: Featurizer, corpus: str | Path, split: str, up: int
     cuts = list(load_cuts(str(corpus), split))
     if limit and limit < len(cuts):
         cuts = [cuts[int(i * len(cuts) / limit)] for i in range(limit)] if spread else cuts[:limit]
-    items = []
+    items: dict[str, list[RenderItem]] = {}
     for c in tqdm(cuts, desc=f"render probe inputs ({split})", disable=not progress):
         w = torch.from_numpy(load_cut_audio(c))
-        x = featurize(w)
+        feats = featurize(w)
         mel = (fe(w[None])[0][0] - MEL_MEAN) / MEL_STD
-        t = min(x.shape[0], mel.shape[1] // up)
+        t = min(min(x.shape[0] for x in feats.values()), mel.shape[1] // up)
         if t < 1:
             continue
         sup = c.supervisions[0]
-        items.append(RenderItem(x[:t].clone(), mel[:, : t * up].clone(), sup.text or "", sup.speaker or ""))
+        m = mel[:, : t * up].clone()
+        for k, x in feats.items():
+            items.setdefault(k, []).append(RenderItem(x[:t].clone(), m, sup.text or "", sup.speaker or ""))
     return items
 
 
@@ -204,15 +203,16 @@ def evaluate_render_probe(net: torch.nn.Module, test: list[RenderItem], vocoder:
 def render_probe(model_dir: str | Path, corpus: str | Path, inputs: list[str], ev: Any, vocoder: Any,
                  cfg: RenderProbeConfig = RenderProbeConfig(), limit: int = 40, train_limit: int = 0,
                  progress: bool = True) -> dict[str, Any]:
-    """The probe for each input kind: ``{"inputs": {kind: row}, "config": ..., "bitrate": ...}``."""
+    """The probe for each input kind: ``{"inputs": {kind: row}, "config": ..., ...}``."""
     out: dict[str, Any] = {"model": str(model_dir), "corpus": str(corpus), "config": dataclasses.asdict(cfg),
                            "evaluators": ev.names(), "inputs": {}}
+    featurize, dims, rate, codebook = load_probe_source(model_dir, inputs)
+    up = round(100 / rate)
+    train = extract_items(featurize, corpus, "train", up, train_limit, progress=progress)
+    test = extract_items(featurize, corpus, "test", up, limit, spread=True, progress=progress)
+    out.update({"token_rate": rate, "codebook": codebook, "bitrate": round(rate * math.log2(codebook), 1)})
     for kind in inputs:
-        featurize, in_dim, rate, codebook = load_probe_source(model_dir, kind)
-        up = round(100 / rate)
-        train = extract_items(featurize, corpus, "train", up, train_limit, progress=progress)
-        net, info = train_render_probe(train, in_dim, codebook, up, cfg, progress)
-        test = extract_items(featurize, corpus, "test", up, limit, spread=True, progress=progress)
-        out["inputs"][kind] = {**evaluate_render_probe(net, test, vocoder, ev, progress), **info,
-                               "train_items": len(train), "token_rate": rate, "codebook": codebook}
+        net, info = train_render_probe(train[kind], dims[kind], codebook, up, cfg, progress)
+        out["inputs"][kind] = {**evaluate_render_probe(net, test[kind], vocoder, ev, progress), **info,
+                               "train_items": len(train[kind])}
     return out
