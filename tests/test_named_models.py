@@ -99,3 +99,19 @@ def test_demo_dasheng_part_is_skipped_without_a_bundle(tmp_path, monkeypatch):
 
     monkeypatch.setattr(res, "_models", lambda: tmp_path)
     assert "skipped" in _dasheng(tmp_path / "demo", "x.wav", {})
+
+
+def test_an_enhancer_refuses_another_tokenizer(tmp_path):
+    from dsatok.models.enhancer import EnhancerConfig, LatentEnhancer, SpeechEnhancer
+    from dsatok.models.io import ModelLoadError
+
+    torch.manual_seed(0)
+    a = DashengTokenizer(from_dict(DashengConfig, DASHENG_PRESETS["tiny"])).eval()
+    b = DashengTokenizer(from_dict(DashengConfig, DASHENG_PRESETS["tiny"])).eval()
+    enh = LatentEnhancer(EnhancerConfig(latent_dim=a.cfg.dim, dim=32, depth=1, heads=2))
+    SpeechEnhancer(a, enh).save_pretrained(tmp_path / "e")
+    b.save_pretrained(tmp_path / "b")
+    assert SpeechEnhancer.from_pretrained(tmp_path / "e").tokenizer.fingerprint == a.fingerprint
+    assert SpeechEnhancer.from_pretrained(tmp_path / "e", tokenizer=tmp_path / "e" / "tokenizer")
+    with pytest.raises(ModelLoadError, match="enhancer trained on the latent of tokenizer"):
+        SpeechEnhancer.from_pretrained(tmp_path / "e", tokenizer=tmp_path / "b")

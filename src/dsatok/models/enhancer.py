@@ -38,7 +38,7 @@ from ..audio import batch_and_lengths, lengths_to_mask
 from ..config import ConfigError
 from ..nn.attention import Attention, RotaryEmbedding
 from ..nn.dit import AdaNorm, TimestepEmbedding
-from .io import load_model_config, load_weights, save_model
+from .io import ModelLoadError, load_model_config, load_weights, read_model_meta, save_model
 
 __all__ = ["EnhancerConfig", "LatentEnhancer", "SpeechEnhancer", "ENHANCER_PRESETS"]
 
@@ -224,7 +224,8 @@ class SpeechEnhancer(nn.Module):
         return out[:, : int(n.max())]
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
-        out = self.enhancer.save_pretrained(out_dir)
+        out = save_model(self.enhancer, self.enhancer.cfg, KIND, out_dir,
+                         extra={"tokenizer_fingerprint": self.tokenizer.fingerprint})
         self.tokenizer.save_pretrained(Path(out_dir) / "tokenizer")
         return out
 
@@ -237,5 +238,9 @@ class SpeechEnhancer(nn.Module):
 
         if model_dir is None:
             model_dir, tokenizer = bundled_enhancer_dir(), bundled_model_dir("dasheng")
-        tok = Path(tokenizer) if tokenizer is not None else Path(model_dir) / "tokenizer"
-        return cls(DashengTokenizer.from_pretrained(tok), LatentEnhancer.from_pretrained(model_dir))
+        tok = DashengTokenizer.from_pretrained(Path(tokenizer) if tokenizer is not None else Path(model_dir) / "tokenizer")
+        want = read_model_meta(model_dir, KIND).get("tokenizer_fingerprint")
+        if want is not None and want != tok.fingerprint:
+            raise ModelLoadError(f"{model_dir}: enhancer trained on the latent of tokenizer {want}, not of "
+                                 f"{tok.fingerprint}")
+        return cls(tok, LatentEnhancer.from_pretrained(model_dir))
