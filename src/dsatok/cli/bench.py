@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_codec)
 
     s = ps.add_parser("dasheng", help="DashengTokenizer encode / decode (and enhancer) RTF and peak memory")
-    s.add_argument("--model", required=True, help="DashengTokenizer directory")
+    s.add_argument("--model", default=None,
+                   help="DashengTokenizer directory (default: the bundled dasheng model, with its enhancer)")
     s.add_argument("--enhancer", default=None, help="also time a latent enhancer directory")
     s.add_argument("--steps", type=positive_int, default=None, help="enhancer ODE steps (default: the model's default_steps)")
     s.add_argument("--input", default=None, help="audio file (default: built from --corpus test audio)")
@@ -60,7 +61,12 @@ def _dasheng(a: argparse.Namespace) -> int:
     import tempfile
 
     from ..eval.bench import bench_dasheng, long_audio
+    from ..resources import bundled_enhancer_dir, bundled_model_dir
 
+    if a.model is None:
+        a.model = str(bundled_model_dir("dasheng"))
+        if a.enhancer is None:
+            a.enhancer = str(bundled_enhancer_dir())
     with tempfile.TemporaryDirectory() as td:
         wav = a.input or str(long_audio(a.corpus, a.seconds, Path(td) / "long.wav"))
         rep = bench_dasheng(a.model, wav, a.threads, a.enhancer, a.steps)

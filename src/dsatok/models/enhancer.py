@@ -231,14 +231,18 @@ class SpeechEnhancer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path | None = None, tokenizer: str | Path | None = None) -> "SpeechEnhancer":
-        """An enhancer directory with its tokenizer in ``DIR/tokenizer/`` (or at ``tokenizer``); ``None``
-        loads the enhancer bundled with ``dasheng-default`` over that tokenizer."""
+        """An enhancer directory with its tokenizer in ``DIR/tokenizer/``, or stored inside its
+        tokenizer's directory (``TOKENIZER/enhancer/``, as bundled), or with ``tokenizer`` given;
+        ``None`` loads the enhancer bundled with ``dasheng-default``."""
         from ..dasheng_tokenizer import DashengTokenizer
-        from ..resources import bundled_enhancer_dir, bundled_model_dir
+        from ..resources import bundled_enhancer_dir
 
-        if model_dir is None:
-            model_dir, tokenizer = bundled_enhancer_dir(), bundled_model_dir("dasheng")
-        tok = DashengTokenizer.from_pretrained(Path(tokenizer) if tokenizer is not None else Path(model_dir) / "tokenizer")
+        model_dir = bundled_enhancer_dir() if model_dir is None else Path(model_dir)
+        if tokenizer is None:
+            inside = Path(model_dir) / "tokenizer"
+            tokenizer = inside if inside.is_dir() or not (Path(model_dir).parent / "config.json").is_file() \
+                else Path(model_dir).parent
+        tok = DashengTokenizer.from_pretrained(tokenizer)
         want = read_model_meta(model_dir, KIND).get("tokenizer_fingerprint")
         if want is not None and want != tok.fingerprint:
             raise ModelLoadError(f"{model_dir}: enhancer trained on the latent of tokenizer {want}, not of "
