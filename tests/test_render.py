@@ -73,3 +73,25 @@ def test_cli_render_refuses_unknown_inputs(capsys):
     with pytest.raises(SystemExit) as e:
         main(["eval", "render", "--corpus", "x", "--inputs", "codes,words", "-o", "/tmp/x.json"])
     assert "unknown 'words'" in str(e.value)
+
+
+def test_render_probe_report_on_a_tiny_corpus_scores_every_judge(tiny_corpus, tmp_path):
+    from stub_evaluators import ConstantAsr, LoudnessAsr, SpectrumSpeaker
+
+    from dsatok.eval.render_probe import render_probe
+    from dsatok.eval.tables import Evaluators
+    from dsatok.models.semantic import SemanticTokenizer
+    from dsatok.models.vocoder import load_vocoder
+
+    torch.manual_seed(0)
+    SemanticTokenizer(SemanticConfig(dim=32, layers=1, heads=2, fsq_levels=(4, 4))).save_pretrained(tmp_path / "sem")
+    ev = Evaluators(LoudnessAsr(), SpectrumSpeaker(), [], [("const", ConstantAsr())])
+    cfg = RenderProbeConfig(steps=3, batch=2, crop_tokens=20, dim=16, blocks=1)
+    rep = render_probe(tmp_path / "sem", tiny_corpus, ["codes", "table", "continuous"], ev, load_vocoder("griffinlim:2"),
+                       cfg, limit=2, train_limit=4, progress=False)
+    assert rep["codebook"] == 16 and rep["bitrate"] == 100.0  # 4 bits at 25 Hz
+    for kind in ("codes", "table", "continuous"):
+        row = rep["inputs"][kind]
+        assert row["n"] == 2 and row["train_items"] == 4 and "wer_const" in row and row["mel_l1"] > 0
+    with pytest.raises(ValueError, match="need a DSA model directory"):
+        render_probe(tmp_path / "sem", tiny_corpus, ["acoustic"], ev, load_vocoder("griffinlim:2"), cfg, progress=False)
