@@ -134,7 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_vocoder)
 
     s = ps.add_parser("enhance", help="speech enhancement on the Dasheng latent: PESQ/STOI/DNSMOS before and after")
-    s.add_argument("--model", required=True, help="an enhancer directory (dsatok train enhance)")
+    s.add_argument("--model", default=None,
+                   help="an enhancer directory (dsatok train enhance; default: the one bundled with dasheng)")
     s.add_argument("--corpus", required=True)
     s.add_argument("--limit", type=int, default=0, help="first N test utterances (0: all)")
     s.add_argument("--steps", type=positive_int, default=None, help="ODE steps (default: the model's default_steps)")
@@ -252,7 +253,11 @@ def _enhance(a: argparse.Namespace) -> int:
     from ..models.enhancer import SpeechEnhancer
     from ..models.io import model_fingerprint
 
+    from ..resources import bundled_enhancer_dir
+
     t0 = time.perf_counter()
+    if a.model is None:
+        a.model = str(bundled_enhancer_dir())
     enh = SpeechEnhancer.from_pretrained(a.model)
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
     rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=a.steps, seed=a.seed, start=a.start,
