@@ -238,13 +238,15 @@ class SemanticTask:
         return loss, logs
 
     def eval_step(self, model, batch) -> dict[str, float]:
-        loss, lp, out_lens, idx, lens = self._loss(model, batch)
+        if self.cfg.render_weight <= 0:
+            loss, lp, out_lens, idx, lens = self._loss(model, batch)
+        else:  # one encoder pass serves the CTC and the render path
+            lp, out_lens, idx, lens, _, _, q = model(batch.wav, batch.wav_lens, aux=True)
+            loss = self._ctc(lp, out_lens, *self.targets(batch.texts, lp.device))
         st = codebook_stats(idx, self.cfg.model.codebook_size, lengths_to_mask(lens, idx.shape[1]))
         out = {"loss": float(loss), **self.targets.error_rates(lp, out_lens, batch.texts), **st}
         if self.cfg.render_weight > 0:
-            m = model.module if hasattr(model, "module") else model
-            q, _, tl = m.tokenizer.quantize(batch.wav, batch.wav_lens)
-            out["render_l1"] = float(self._render_loss(model, q, tl, batch))
+            out["render_l1"] = float(self._render_loss(model, q, lens, batch))
         return out
 
     def export(self, model, out_dir: Path) -> None:
