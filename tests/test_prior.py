@@ -83,13 +83,14 @@ def _train_toy(cfg: DecoderConfig, steps: int):
     return dec.eval(), table, voice_map, first, last
 
 
-def test_output_depends_on_each_stream_after_training():
+@pytest.mark.parametrize("kind", ["convnext", "renderer"])
+def test_output_depends_on_each_stream_after_training(kind):
     """A tiny prior decoder trained for a few hundred steps on a toy task: changing only the semantic
     tokens, or only the acoustic ones, changes the decoded mel, and the prior follows the tokens.
     (The same toy with start="noise" and no prior left the semantic path nearly dead: a relative
     change of 0.019 against 0.33 here, which is why the shipped preset starts from the prior.)"""
     torch.set_num_threads(1)
-    dec, table, voice_map, first, last = _train_toy(DEC, 250)
+    dec, table, voice_map, first, last = _train_toy(dataclasses.replace(DEC, prior_kind=kind), 250)
     assert last < 0.6 * first
     g = torch.Generator().manual_seed(1)
     sem, ac_q, x1 = _toy_batch(g, 4, table, voice_map)
@@ -103,7 +104,7 @@ def test_output_depends_on_each_stream_after_training():
     base = decode(sem, ac_q)
     rel = lambda y: float((y - base).abs().mean() / (base - base.mean()).abs().mean())  # noqa: E731
     d_sem, d_ac = rel(decode(sem2, ac_q)), rel(decode(sem, ac_q2))
-    print(f"toy sensitivity: semantic {d_sem:.3f}, acoustic {d_ac:.3f}, loss {first:.3f} -> {last:.3f}")
+    print(f"toy sensitivity ({kind}): semantic {d_sem:.3f}, acoustic {d_ac:.3f}, loss {first:.3f} -> {last:.3f}")
     assert d_sem > 0.15
     assert d_ac > 0.05
     # the prior follows the tokens: closer to its own target than to another item's
@@ -152,3 +153,48 @@ def test_tokenizer_decodes_the_prior_alone_and_refuses_it_without_a_prior(tmp_pa
     model.save_pretrained(tmp_path / "m")
     back = DSATokenizer.from_pretrained(tmp_path / "m", vocoder="griffinlim:4")
     assert torch.equal(back.decode_mel(tok, prior_only=True)[0], prior)
+
+
+def test_renderer_prior_shapes_config_and_round_trip(tmp_path):
+    with pytest.raises(ConfigError, match="prior_kind"):
+        dataclasses.replace(DEC, prior_kind="lstm")
+    cfg = dataclasses.replace(DEC, prior_kind="renderer", prior_dim=16, prior_mel_blocks=2)
+    dec = FlowDecoder(cfg).eval()
+    ctx = dec.prepare(torch.zeros(2, 10, dtype=torch.long), torch.tensor([41, 30]), 41, torch.zeros(2, 20, 16),
+                      torch.tensor([20, 15]))
+    assert ctx.mu.shape == (2, 100, 41) and ctx.prior_states.shape == (2, 10, 16) and ctx.voice.shape == (2, 200)
+    assert ctx.cat(ctx).voice.shape == (4, 200)
+    dec.save_pretrained(tmp_path / "d")
+    back = FlowDecoder.from_pretrained(tmp_path / "d")
+    assert back.cfg.prior_kind == "renderer"
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in dec.state_dict().items())
+
+
+def test_renderer_prior_starts_as_the_stage1_render_head(tmp_path):
+    """Loaded from a stage-1 checkpoint, the prior's renderer over code values computes exactly what the
+    render head computed over the projected FSQ output; a checkpoint without a head is refused."""
+    from safetensors.torch import save_file
+
+    from dsatok.models.prior import RendererPrior, load_render_head
+    from dsatok.models.semantic import SemanticConfig
+    from dsatok.train.semantic import SemanticStageConfig, SemanticTask
+
+    torch.manual_seed(0)
+    stage = SemanticStageConfig(model=SemanticConfig(dim=32, layers=1, heads=2, fsq_levels=LEVELS),
+                                render_weight=1.0, render_dim=16, render_blocks=2)
+    model = SemanticTask(stage).build_model()
+    (tmp_path / "ck").mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "ck" / "model.safetensors"))
+    prior = RendererPrior(LEVELS, 16, 2, 8, 100, 4)
+    load_render_head(prior, tmp_path / "ck")
+    idx = torch.randint(0, 64, (2, 7))
+    stats = torch.rand(2, 200)
+    with torch.no_grad():
+        want = model.render(model.tokenizer.fsq.decode(idx[:, None]), stats)
+        got = prior.net(prior.codes[idx], stats)
+    assert torch.allclose(got, want, atol=1e-5)
+    save_file({"tokenizer.fsq.fsq.project_out.weight": torch.zeros(32, 3)}, str(tmp_path / "none.safetensors"))
+    with pytest.raises(ValueError, match="no render head"):
+        load_render_head(prior, tmp_path / "none.safetensors")
+    with pytest.raises(ValueError, match="does not fit"):
+        load_render_head(RendererPrior(LEVELS, 16, 3, 8, 100, 4), tmp_path / "ck")

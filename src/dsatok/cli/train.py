@@ -7,7 +7,7 @@ import json
 
 STAGES = ("semantic", "vocoder", "acoustic", "dasheng", "enhance")
 # each stage's presets, for --help without importing torch (tests check them against the stages' tables)
-PRESETS = {"semantic": ("tiny", "whisper", "paper"), "vocoder": ("tiny", "base"), "acoustic": ("tiny", "paper", "prior"),
+PRESETS = {"semantic": ("tiny", "whisper", "paper"), "vocoder": ("tiny", "base"), "acoustic": ("tiny", "paper", "prior", "prior_render"),
            "dasheng": ("dsa", "tiny", "base"), "enhance": ("tiny", "base")}
 
 

@@ -33,7 +33,7 @@ from ..nn.conv import SEANetDecoder
 from ..nn.dit import DiTBlock, TimestepEmbedding
 from ..options import DecodeOptions
 from .io import load_model_config, load_weights, save_model
-from .prior import SemanticPrior
+from .prior import PriorOutput, RendererPrior, SemanticPrior
 
 __all__ = ["DecoderConfig", "FlowDecoder", "DecoderContext", "sample", "prior_mel", "sway_schedule"]
 
@@ -67,6 +67,10 @@ class DecoderConfig:
     #: predicts a mel estimate mu (trained with its own loss); the adapter reads [h; mu]
     prior: bool = False
     sem_levels: tuple[int, ...] = ()  # the semantic tokenizer's FSQ levels (prod = sem_codebook_size)
+    #: "convnext": token-rate ConvNeXt -> upsampling -> ConvNeXt (SemanticPrior); "renderer": stage 1's
+    #: render head over the code values with predicted voice statistics (RendererPrior; its width is
+    #: prior_dim and its depth prior_mel_blocks)
+    prior_kind: str = "convnext"
     prior_dim: int = 256
     prior_token_blocks: int = 4
     prior_mel_blocks: int = 2
@@ -86,6 +90,8 @@ class DecoderConfig:
         if self.prior and self.sem_levels and math.prod(self.sem_levels) != self.sem_codebook_size:
             raise ConfigError(f"decoder.prior needs sem_levels whose product is sem_codebook_size "
                               f"{self.sem_codebook_size}, got {list(self.sem_levels)}")
+        if self.prior_kind not in ("convnext", "renderer"):
+            raise ConfigError(f"decoder.prior_kind must be 'convnext' or 'renderer', got '{self.prior_kind}'")
         if self.start not in ("noise", "prior"):
             raise ConfigError(f"decoder.start must be 'noise' or 'prior', got '{self.start}'")
         if self.start == "prior" and not self.prior:
@@ -101,7 +107,8 @@ class DecoderContext:
     ``sem [B, T, D]`` adapter output (zeros where dropped), ``mask [B, T]`` valid mel frames,
     ``kv`` per block ``(k, v) [B, H, T_ctx, Dh]``, ``ctx_mask [B, T_ctx]`` attendable acoustic frames;
     with a prior, ``mu [B, n_mels, T]`` its mel estimate (normalised units) and ``prior_states
-    [B, T_s, D]`` its token-rate features.
+    [B, T_s, D]`` its token-rate features; a renderer prior adds ``voice [B, 2 * n_mels]``, its
+    predicted voice statistics.
     """
 
     sem: torch.Tensor
@@ -111,6 +118,7 @@ class DecoderContext:
     rope: tuple[torch.Tensor, torch.Tensor]
     mu: torch.Tensor | None = None
     prior_states: torch.Tensor | None = None
+    voice: torch.Tensor | None = None
 
     def cat(self, other: "DecoderContext") -> "DecoderContext":
         """Batch-concatenate two contexts of the same lengths (conditional + unconditional)."""
@@ -120,7 +128,7 @@ class DecoderContext:
         return DecoderContext(torch.cat([self.sem, other.sem]), torch.cat([self.mask, other.mask]),
                               [(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]])) for a, b in zip(self.kv, other.kv)],
                               torch.cat([self.ctx_mask, other.ctx_mask]), self.rope, both(self.mu, other.mu),
-                              both(self.prior_states, other.prior_states))
+                              both(self.prior_states, other.prior_states), both(self.voice, other.voice))
 
 
 class FlowDecoder(nn.Module):
@@ -133,8 +141,13 @@ class FlowDecoder(nn.Module):
         if cfg.prior:
             if not cfg.sem_levels:
                 raise ConfigError("decoder.prior needs decoder.sem_levels (the semantic tokenizer's fsq_levels)")
-            self.prior = SemanticPrior(cfg.sem_levels, cfg.prior_dim, cfg.prior_token_blocks, cfg.prior_mel_blocks,
-                                       cfg.ac_dec_dims[-1], n)
+            if cfg.prior_kind == "renderer":
+                up = max(1, round(cfg.mel.sample_rate / cfg.mel.hop_length / cfg.sem_frame_rate))
+                self.prior: SemanticPrior | RendererPrior = RendererPrior(
+                    cfg.sem_levels, cfg.prior_dim, cfg.prior_mel_blocks, cfg.ac_dec_dims[-1], n, up)
+            else:
+                self.prior = SemanticPrior(cfg.sem_levels, cfg.prior_dim, cfg.prior_token_blocks,
+                                           cfg.prior_mel_blocks, cfg.ac_dec_dims[-1], n)
             adapter_in = cfg.prior_dim + n
         else:
             self.sem_embed = nn.Embedding(cfg.sem_codebook_size, cfg.sem_embed_dim)
@@ -176,21 +189,21 @@ class FlowDecoder(nn.Module):
 
     # ------------------------------------------------------------------ conditioning
     def semantic_features(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """``z_s [B, T_s] -> (adapter output [B, T_mel, D], mu [B, n_mels, T_mel] | None, states | None)``.
+                          ) -> tuple[torch.Tensor, PriorOutput | None]:
+        """``z_s [B, T_s] -> (adapter output [B, T_mel, D], the prior's output | None)``.
 
         Without a prior: embedding, linear interpolation, CNN adapter. With one: the prior's
-        ``(h, mu)`` from the tokens and ``voice [B, D_v]`` (zeros: no voice), then the adapter on
-        ``[h; mu]``.
+        ``(h, mu, ...)`` from the tokens and ``voice [B, D_v]`` (zeros: no voice), then the adapter
+        on ``[h; mu]``.
         """
         if not self.cfg.prior:
             e = self.sem_embed(sem_idx).transpose(1, 2)
             e = F.interpolate(e, size=t_mel, mode="linear", align_corners=False)
-            return self.adapter(e).transpose(1, 2), None, None
+            return self.adapter(e).transpose(1, 2), None
         if voice is None:
             voice = torch.zeros(sem_idx.shape[0], self.cfg.ac_dec_dims[-1], device=sem_idx.device)
-        h, mu, states = self.prior(sem_idx, t_mel, voice)
-        return self.adapter(torch.cat([h.transpose(1, 2), mu], dim=1)).transpose(1, 2), mu, states
+        out = self.prior(sem_idx, t_mel, voice)
+        return self.adapter(torch.cat([out.h.transpose(1, 2), out.mu], dim=1)).transpose(1, 2), out
 
     @staticmethod
     def voice_vector(ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
@@ -224,7 +237,7 @@ class FlowDecoder(nn.Module):
         if drop_ac is not None:
             ctx_mask = ctx_mask & ~drop_ac[:, None]
         voice = self.voice_vector(ctx, ctx_mask) if self.cfg.prior else None
-        sem, mu, states = self.semantic_features(sem_idx, t_mel, voice)
+        sem, pr = self.semantic_features(sem_idx, t_mel, voice)
         if not self.cfg.use_semantic:
             sem = torch.zeros_like(sem)
         elif drop_sem is not None:
@@ -233,7 +246,9 @@ class FlowDecoder(nn.Module):
         rope = self.rope(torch.arange(t_all, device=sem.device))
         rope_k = (rope[0][: ctx.shape[1]], rope[1][: ctx.shape[1]])
         kv = [b.cross_att.kv(ctx, rope_k) for b in self.blocks]
-        return DecoderContext(sem, lengths_to_mask(mel_lens, t_mel), kv, ctx_mask, rope, mu, states)
+        return DecoderContext(sem, lengths_to_mask(mel_lens, t_mel), kv, ctx_mask, rope,
+                              pr.mu if pr is not None else None, pr.states if pr is not None else None,
+                              pr.voice if pr is not None else None)
 
     def unconditional(self, ctx: DecoderContext) -> DecoderContext:
         """The same context with e_s and e_a dropped (for classifier-free guidance)."""
@@ -244,7 +259,7 @@ class FlowDecoder(nn.Module):
         """The same context with the semantic features and/or the acoustic context dropped, as in training."""
         return DecoderContext(torch.zeros_like(ctx.sem) if semantic else ctx.sem, ctx.mask, ctx.kv,
                               torch.zeros_like(ctx.ctx_mask) if acoustic else ctx.ctx_mask, ctx.rope, ctx.mu,
-                              ctx.prior_states)
+                              ctx.prior_states, ctx.voice)
 
     # ------------------------------------------------------------------ field
     def velocity(self, x: torch.Tensor, t: torch.Tensor, ctx: DecoderContext) -> torch.Tensor:

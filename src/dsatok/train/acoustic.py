@@ -22,8 +22,10 @@ from ..data.batches import AudioBatch
 from ..config import ConfigError
 from ..models.acoustic import AcousticConfig, AcousticTokenizer
 from ..models.flow_decoder import DecoderConfig, FlowDecoder
+from ..models.prior import load_render_head
 from ..models.semantic import SemanticTokenizer
 from ..nn.pooling import AttentiveStatsPool
+from ..nn.render import voice_stats
 from ..models.semantic import CHAR_VOCAB, text_to_ids
 from .config import TrainConfig, load_stage_config
 from .semantic import CTCHead
@@ -58,6 +60,10 @@ class AcousticStageConfig:
     # (e.g. ["acoustic", "speaker_pool"]: a new decoder over an exported model's acoustic tokens)
     prior_weight: float = 1.0  # |mu - mel| of the decoder's semantic prior (decoder.prior=true)
     prior_ctc_weight: float = 0.0  # auxiliary character CTC on the prior's token-rate states
+    #: L1 of a renderer prior's predicted voice statistics against the target's (decoder.prior_kind=renderer)
+    prior_voice_weight: float = 1.0
+    #: a stage-1 checkpoint (RUN/checkpoints/step-N) whose render head starts a renderer prior
+    prior_init: str = ""
     t_schedule: str = "uniform"  # flow-time sampling: uniform | cosine | logit_normal
     #: training crops: each utterance longer than this is cut to a random window of this many seconds
     #: (starting on a semantic-token boundary) before the mel, the tokens and the recombination split;
@@ -71,7 +77,7 @@ class AcousticStageConfig:
         lo, hi = self.tau_range
         if not 0.0 <= lo <= hi <= 1.0:
             raise ConfigError(f"tau_range must satisfy 0 <= low <= high <= 1, got {list(self.tau_range)}")
-        for k in ("spk_weight", "bound_weight", "prior_weight", "prior_ctc_weight"):
+        for k in ("spk_weight", "bound_weight", "prior_weight", "prior_ctc_weight", "prior_voice_weight"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"{k} must be >= 0, got {getattr(self, k)}")
         if not (self.crop_seconds == 0 or 0.2 <= self.crop_seconds <= 600):
@@ -102,13 +108,21 @@ def sample_flow_time(n: int, schedule: str, device: torch.device | str = "cpu") 
     return u
 
 
+_PRIOR_PRESET: dict = {
+    "decoder": {"prior": True, "start": "prior", "start_sigma": 1.0, "adapter_zero_init": False},
+    "prior_ctc_weight": 0.1, "t_schedule": "logit_normal",
+    "train": {"max_steps": 20_000, "optim": {"lr": 5e-4, "warmup_steps": 300}, "ckpt_every": 250,
+              "eval_every": 250, "eval_batches": 6, "ema_decay": 0.999,
+              "data": {"max_frames": 4000, "num_workers": 1}}}
+
 ACOUSTIC_PRESETS: dict[str, dict] = {
     # the decoder with a semantic prior (issue 29); decoder.sem_levels must be the semantic tokenizer's
-    "prior": {"decoder": {"prior": True, "start": "prior", "start_sigma": 1.0, "adapter_zero_init": False},
-              "prior_ctc_weight": 0.1, "t_schedule": "logit_normal",
-              "train": {"max_steps": 20_000, "optim": {"lr": 5e-4, "warmup_steps": 300}, "ckpt_every": 250,
-                        "eval_every": 250, "eval_batches": 6, "ema_decay": 0.999,
-                        "data": {"max_frames": 4000, "num_workers": 1}}},
+    "prior": _PRIOR_PRESET,
+    # the prior as stage 1's render head (same width and depth as render_dim / render_blocks = 128 / 4),
+    # meant to start from it with prior_init=RUN/checkpoints/step-N
+    "prior_render": {**_PRIOR_PRESET,
+                     "decoder": {**_PRIOR_PRESET["decoder"], "prior_kind": "renderer", "prior_dim": 128,
+                                 "prior_mel_blocks": 4}},
     "tiny": {"train": {"max_steps": 20_000, "optim": {"lr": 5e-4, "warmup_steps": 300}, "ckpt_every": 250,
                        "eval_every": 250, "eval_batches": 6, "ema_decay": 0.999,
                        "data": {"max_frames": 4000, "num_workers": 1}}},
@@ -297,6 +311,13 @@ class AcousticTask:
                             prior_ctc=c.decoder.prior and c.prior_ctc_weight > 0)
         if c.init_from:
             self._init_from(model, Path(c.init_from), c.init_parts)
+        if c.prior_init:
+            if not (c.decoder.prior and c.decoder.prior_kind == "renderer"):
+                raise ConfigError("prior_init needs decoder.prior=true and decoder.prior_kind='renderer'")
+            try:
+                load_render_head(model.decoder.prior, c.prior_init)
+            except ValueError as e:
+                raise ConfigError(f"prior_init: {e}") from None
         return model
 
     @staticmethod
@@ -372,6 +393,10 @@ class AcousticTask:
             prior = ((ctx.mu - x1).abs() * mk).sum() / (mk.sum() * x1.shape[1]).clamp_min(1.0)
             loss = loss + c.prior_weight * prior
             logs["prior"] = float(prior.detach())
+            if ctx.voice is not None and c.prior_voice_weight > 0:
+                voice = (ctx.voice - voice_stats(x1, valid)).abs().mean()
+                loss = loss + c.prior_voice_weight * voice
+                logs["prior_voice"] = float(voice.detach())
             keep = None if cropped is None else (~cropped).nonzero().flatten()
             if m.prior_ctc is not None and c.prior_ctc_weight > 0 and (keep is None or keep.numel() > 0):
                 states, ctc_lens, texts = ctx.prior_states, mel_lens, batch.texts
@@ -415,7 +440,7 @@ class AcousticTask:
     def eval_step(self, model, batch) -> dict[str, float]:
         loss, logs = self._forward(model, batch, False)
         m = model.module if hasattr(model, "module") else model
-        out = {"loss": float(logs["flow"]), **{k: logs[k] for k in ("spk", "prior", "prior_ctc") if k in logs}}
+        out = {"loss": float(logs["flow"]), **{k: logs[k] for k in ("spk", "prior", "prior_ctc", "prior_voice") if k in logs}}
         return {**out, **stream_sensitivity(m, batch)}
 
     def log_media(self, model, batch, writer, step) -> None:
