@@ -194,6 +194,10 @@ def test_renderer_prior_starts_as_the_stage1_render_head(tmp_path):
         got = prior.net(prior.codes[idx], stats)
     assert torch.allclose(got, want, atol=1e-5)
     save_file({"tokenizer.fsq.fsq.project_out.weight": torch.zeros(32, 3)}, str(tmp_path / "none.safetensors"))
+    SemanticTask(stage).export(model, tmp_path / "best")  # an export carries the head beside the tokenizer
+    prior2 = RendererPrior(LEVELS, 16, 2, 8, 100, 4)
+    load_render_head(prior2, tmp_path / "best")
+    assert torch.allclose(prior2.net(prior2.codes[idx], stats), got, atol=1e-6)
     with pytest.raises(ValueError, match="no render head"):
         load_render_head(prior, tmp_path / "none.safetensors")
     with pytest.raises(ValueError, match="does not fit"):

@@ -127,15 +127,16 @@ class RendererPrior(nn.Module):
 def load_render_head(prior: RendererPrior, checkpoint: str | Path) -> None:
     """Start ``prior.net`` from a stage-1 run's render head.
 
-    ``checkpoint``: a stage-1 checkpoint directory (``RUN/checkpoints/step-N``) or its
-    ``model.safetensors``. The head read ``q = project_out(codes)``; this prior reads the code values,
+    ``checkpoint``: a stage-1 export with ``render_head.safetensors`` (``RUN/best``), a stage-1
+    checkpoint directory (``RUN/checkpoints/step-N``) or either file. The head read ``q = project_out(codes)``; this prior reads the code values,
     so its input map becomes ``W_r W_o`` with bias ``W_r b_o + b_r``. Raises ``ValueError`` when the
     file has no render head or its shapes differ from this prior's.
     """
     from safetensors.torch import load_file
 
     f = Path(checkpoint)
-    f = f / "model.safetensors" if f.is_dir() else f
+    if f.is_dir():
+        f = f / "render_head.safetensors" if (f / "render_head.safetensors").is_file() else f / "model.safetensors"
     if not f.is_file():
         raise ValueError(f"{checkpoint}: no stage-1 checkpoint (model.safetensors) there")
     sd = load_file(str(f))

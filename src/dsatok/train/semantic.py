@@ -251,12 +251,17 @@ class SemanticTask:
 
     def export(self, model, out_dir: Path) -> None:
         """The frozen tokenizer (``config.json`` + ``model.safetensors``); the CTC head goes to
-        ``ctc_head.safetensors`` beside it, for measuring CER after training (never loaded by the tokenizer)."""
+        ``ctc_head.safetensors`` beside it, for measuring CER after training (never loaded by the tokenizer),
+        and a render head with the FSQ output projection to ``render_head.safetensors``."""
         from safetensors.torch import save_file
 
         m = model.module if hasattr(model, "module") else model
         m.tokenizer.save_pretrained(out_dir)
         save_file({k: v.contiguous() for k, v in m.head.state_dict().items()}, str(Path(out_dir) / "ctc_head.safetensors"))
+        if m.render is not None:  # what a decoder's renderer prior can start from (decoder prior_init)
+            keep = {f"render.{k}": v for k, v in m.render.state_dict().items()}
+            keep.update({k: v for k, v in m.state_dict().items() if k.startswith("tokenizer.fsq.fsq.project_out.")})
+            save_file({k: v.contiguous() for k, v in keep.items()}, str(Path(out_dir) / "render_head.safetensors"))
 
 
 def load_ctc_model(model_dir: str | Path) -> SemanticCTCModel:
