@@ -109,6 +109,10 @@ class RendererPrior(nn.Module):
         super().__init__()
         self.register_buffer("codes", fsq_code_table(levels), persistent=False)
         self.voice = nn.Sequential(nn.Linear(voice_dim, dim), nn.SiLU(), nn.Linear(dim, 2 * n_mels))
+        # start at the normalised mel's unit statistics (mean 0, std 1 per bin), not at random ones
+        nn.init.zeros_(self.voice[-1].weight)
+        with torch.no_grad():
+            self.voice[-1].bias.copy_(torch.cat([torch.zeros(n_mels), torch.ones(n_mels)]))
         self.net = MelRenderer(len(levels), n_mels, dim, blocks, up)
 
     def forward(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor) -> PriorOutput:
