@@ -93,5 +93,7 @@ def test_render_probe_report_on_a_tiny_corpus_scores_every_judge(tiny_corpus, tm
     for kind in ("codes", "table", "continuous"):
         row = rep["inputs"][kind]
         assert row["n"] == 2 and row["train_items"] == 4 and "wer_const" in row and row["mel_l1"] > 0
+        spk = row["by_speaker"]  # per-voice rows add up to the whole test set
+        assert sum(r["n"] for r in spk.values()) == 2 and all({"wer", "wer_const", "words"} <= set(r) for r in spk.values())
     with pytest.raises(ValueError, match="need a DSA model directory"):
         render_probe(tmp_path / "sem", tiny_corpus, ["acoustic"], ev, load_vocoder("griffinlim:2"), cfg, progress=False)

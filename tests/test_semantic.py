@@ -135,7 +135,7 @@ def test_stage1_trains_exports_and_evaluates(tiny_corpus, tmp_path, target):
     from dsatok.train.engine import Trainer
 
     batches, dev = corpus_batches(cfg.train.data, seed=0)
-    out = Trainer(S.SemanticTask(cfg), cfg.train, batches, dev, progress=False, log=lambda *a: None).fit()
+    out = Trainer(S.SemanticTask(cfg), cfg.train, batches, dev, full_config=cfg, progress=False, log=lambda *a: None).fit()
     assert out["step"] == 4
     from stub_evaluators import LoudnessAsr
 
@@ -154,3 +154,13 @@ def test_stage1_trains_exports_and_evaluates(tiny_corpus, tmp_path, target):
         assert rep["vocabulary_split"] == {}
     back = SemanticTokenizer.from_pretrained(tmp_path / "run" / "final")
     assert back.cfg.ctc_target == target and back.cfg.vocab_size == cfg.model.vocab_size
+    if target == "chars":  # a mid-run checkpoint exports like RUN/final: the same tokenizer and CTC head
+        from dsatok.cli.main import main
+
+        ck = tmp_path / "run" / "checkpoints" / "step-00000004"
+        assert main(["export", str(ck), "-o", str(tmp_path / "ck4")]) == 0
+        for f in ("model.safetensors", "ctc_head.safetensors"):
+            assert (tmp_path / "ck4" / f).is_file()
+        a = SemanticTokenizer.from_pretrained(tmp_path / "ck4").state_dict()
+        b = back.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(v, b[k]) for k, v in a.items())

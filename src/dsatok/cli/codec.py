@@ -149,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="assemble a model directory from a stage-2 export and a vocoder, or export "
                                       "one training checkpoint of a vocoder / dasheng run")
     p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final) or a training checkpoint (RUN/checkpoints/step-N) "
-                                  "of a stage-2, vocoder or dasheng run (the latter two are written as they are)")
+                                  "of a stage-1, stage-2, vocoder or dasheng run (all but stage 2 are written as they are)")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
     p.add_argument("--vocoder", default="griffinlim",
                    help="vocoder export directory, 'griffinlim' or 'griffinlim:N' (N iterations, default 32)")
@@ -469,10 +469,11 @@ def _run_stage(run_cfg: Path):
     from ..train.acoustic import AcousticStageConfig, AcousticTask
     from ..train.config import load_config
     from ..train.dasheng import DashengStageConfig, DashengTask
+    from ..train.semantic import SemanticStageConfig, SemanticTask
     from ..train.vocoder import VocoderStageConfig, VocoderTask
 
     stages = (("stage2", AcousticStageConfig, AcousticTask), ("vocoder", VocoderStageConfig, VocoderTask),
-              ("dasheng", DashengStageConfig, DashengTask))
+              ("dasheng", DashengStageConfig, DashengTask), ("stage1", SemanticStageConfig, SemanticTask))
     try:
         data = json.loads(run_cfg.read_text())
     except (OSError, ValueError) as e:
@@ -482,7 +483,7 @@ def _run_stage(run_cfg: Path):
     hits = [(name, cls, task) for name, cls, task in stages
             if keys & (fields[name] - set().union(*(v for k, v in fields.items() if k != name)))]
     if len(hits) != 1:
-        raise ConfigError(f"{run_cfg}: not the config of a stage-2, vocoder or dasheng run")
+        raise ConfigError(f"{run_cfg}: not the config of a stage-1, stage-2, vocoder or dasheng run")
     name, cls, task = hits[0]
     return name, load_config(cls, run_cfg), task
 
@@ -514,7 +515,7 @@ def cmd_export(a: argparse.Namespace) -> int:
                 cfg = dataclasses.replace(cfg, model=gl_iterations_config(cfg.model, a.gl_iterations))
             except ConfigError as e:
                 raise ConfigError(f"{stage2}: {e}") from None
-        if name != "stage2":  # a vocoder or Dasheng checkpoint is its own model directory
+        if name != "stage2":  # a stage-1, vocoder or Dasheng checkpoint is its own model directory
             export_checkpoint(task(cfg), stage2, a.out)
             print(json.dumps({"model": a.out, "stage": name, "checkpoint": str(stage2)}, indent=1))
             return 0

@@ -179,7 +179,7 @@ def whisper_base_dir(cache: str | Path | None = None) -> Path:
     model = root / "model.bin"
     if not (model.is_file() and model.stat().st_size == size):
         root.mkdir(parents=True, exist_ok=True)
-        tmp = root / "model.bin.part"
+        tmp = root / f"model.bin.part.{os.getpid()}"  # per process: concurrent first uses must not collide
         with open(tmp, "wb") as out:
             for f in parts:
                 with open(f, "rb") as src:
@@ -188,7 +188,9 @@ def whisper_base_dir(cache: str | Path | None = None) -> Path:
         tmp.replace(model)
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         if not (root / name).is_file():
-            (root / name).write_bytes((d1 / name).read_bytes())
+            tmp = root / f"{name}.{os.getpid()}"
+            tmp.write_bytes((d1 / name).read_bytes())
+            tmp.replace(root / name)
     return root
 
 

@@ -196,8 +196,25 @@ def evaluate_render_probe(net: torch.nn.Module, test: list[RenderItem], vocoder:
     for label, hs in extra.items():
         row[f"wer_{label}"] = round(wer(refs, hs), 4)
     row["mel_l1"] = round(sum(l1) / max(1, len(l1)), 4)
+    row["by_speaker"] = _by_speaker([it.speaker for it in test], refs, {"": hyps, **extra})
     row["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
     return row
+
+
+def _by_speaker(speakers: list[str], refs: list[str], hyps: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Per test speaker: utterances, reference words and WER per judge (``wer``, ``wer_<label>``), so
+    groups of voices (e.g. natural vs classical) can be compared by word-weighted averages."""
+    from ..judges.text import normalize_text, wer
+
+    out: dict[str, dict[str, Any]] = {}
+    for spk in sorted(set(speakers)):
+        idx = [i for i, s in enumerate(speakers) if s == spk]
+        r = [refs[i] for i in idx]
+        row: dict[str, Any] = {"n": len(idx), "words": sum(len(normalize_text(x).split()) for x in r)}
+        for label, hs in hyps.items():
+            row[f"wer_{label}" if label else "wer"] = round(wer(r, [hs[i] for i in idx]), 4)
+        out[spk] = row
+    return out
 
 
 def render_probe(model_dir: str | Path, corpus: str | Path, inputs: list[str], ev: Any, vocoder: Any,
