@@ -236,6 +236,17 @@ def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pac
                  "--steps", "4", "--prior-only"]) == 0
     m = DSATokenizer.from_pretrained(tmp_path / "m")
     assert m.decoder.cfg.prior and m.decode_options.prior_only and m.decode_options.steps == 4
+    # the stored default is the prior alone; --no-prior-only runs the flow instead, per call
+    import soundfile as sf
+
+    wav = tmp_path / "x.wav"
+    sf.write(str(wav), (0.1 * torch.randn(16000)).numpy(), 16000)
+    outs = {}
+    for flag in ([], ["--prior-only"], ["--no-prior-only"]):
+        o = tmp_path / f"o{len(outs)}.wav"
+        assert main(["reconstruct", str(wav), "-o", str(o), "--model", str(tmp_path / "m"), *flag]) == 0
+        outs[" ".join(flag)] = sf.read(str(o))[0]
+    assert (outs[""] == outs["--prior-only"]).all() and not (outs[""] == outs["--no-prior-only"]).all()
 
 
 def test_crops_cut_long_items_on_token_boundaries_with_their_tokens():

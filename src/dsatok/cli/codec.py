@@ -71,9 +71,14 @@ def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
     p.add_argument("--steps", type=positive_int, default=DecodeOptions.steps if stored else None,
                    help="ODE steps" + tail)
     add_guidance_args(p, stored)
-    p.add_argument("--prior-only", action="store_true", default=False,
-                   help="decode the semantic prior's mel estimate alone, no flow steps (decoders with a prior)"
-                   + (" stored with the model" if stored else ""))
+    if stored:
+        p.add_argument("--prior-only", action="store_true", default=False,
+                       help="decode the semantic prior's mel estimate alone, no flow steps (decoders with a prior)"
+                       " stored with the model")
+    else:
+        p.add_argument("--prior-only", action=argparse.BooleanOptionalAction, default=None,
+                       help="decode the semantic prior's mel estimate alone, no flow steps (decoders with a prior); "
+                       "--no-prior-only runs the flow where the model's default is the prior alone (default: the model's)")
 
 
 def add_guidance_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
@@ -280,7 +285,7 @@ def guidance_kw(a: argparse.Namespace) -> dict:
 
 def _decode_kw(a: argparse.Namespace) -> dict:
     return {"steps": a.steps, **guidance_kw(a), "seed": a.seed,
-            **({"prior_only": True} if getattr(a, "prior_only", False) else {})}
+            **({"prior_only": a.prior_only} if getattr(a, "prior_only", None) is not None else {})}
 
 
 def expand(inputs: Iterable[str], exts: tuple[str, ...], out_ext: str = "") -> list[tuple[Path, str]]:
