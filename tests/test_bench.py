@@ -25,3 +25,15 @@ def test_bench_codec_passes_the_guidance_to_decode(tmp_path):
         run_case("decode", str(default_model_dir()), str(wav), 1, 1, guidance={"voice_cfg": float("nan")})
     r = run_case("decode", str(default_model_dir()), str(wav), 1, 1, guidance={"voice_cfg": 1.0, "content_cfg": 1.0})
     assert r["rtf"] > 0
+
+
+def test_bench_codec_steps_take_prior_and_refuse_nonsense():
+    import pytest
+
+    from dsatok.cli.bench import _steps_list
+    from dsatok.config import ConfigError
+
+    assert _steps_list("8, prior,4") == [8, "prior", 4]
+    for bad in ("0", "-2", "x", ",", "8,fast"):
+        with pytest.raises(ConfigError, match="--steps"):
+            _steps_list(bad)

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--input", default=None, help="audio file (default: built from --corpus test audio)")
     s.add_argument("--corpus", default=None, help="corpus whose test utterances make the long input")
     s.add_argument("--seconds", type=float, default=600.0, help="length of the built input")
-    s.add_argument("--steps", default="32,8,4", help="decode steps to measure (comma list)")
+    s.add_argument("--steps", default="32,8,4",
+                   help="decode steps to measure (comma list; 'prior': the semantic prior's mel alone, no flow)")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--vocoder", default=None)
     add_guidance_args(s)
@@ -39,6 +40,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_dasheng)
 
 
+def _steps_list(text: str) -> list[int | str]:
+    """``--steps`` as decode cases: positive integers and ``prior``; anything else is a one-line error."""
+    from ..config import ConfigError
+
+    out: list[int | str] = []
+    for s in (x.strip() for x in text.split(",")):
+        if s == "prior":
+            out.append(s)
+        elif s.isdigit() and int(s) > 0:
+            out.append(int(s))
+        elif s:
+            raise ConfigError(f"--steps: expected positive integers or 'prior', got {s!r}")
+    if not out:
+        raise ConfigError("--steps: no decode case given")
+    return out
+
+
 def _codec(a: argparse.Namespace) -> int:
     import tempfile
 
@@ -48,7 +66,7 @@ def _codec(a: argparse.Namespace) -> int:
     model = a.model or str(default_model_dir())
     with tempfile.TemporaryDirectory() as td:
         wav = a.input or str(long_audio(a.corpus, a.seconds, Path(td) / "long.wav"))
-        rep = bench_codec(model, wav, [int(s) for s in a.steps.split(",") if s], a.threads, a.vocoder,
+        rep = bench_codec(model, wav, _steps_list(a.steps), a.threads, a.vocoder,
                           guidance=guidance_kw(a))
     text = json.dumps(rep, indent=1)
     if a.out:

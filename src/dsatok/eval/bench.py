@@ -106,7 +106,8 @@ with torch.no_grad():
 def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2, vocoder: str | None = None,
              script: str = _CASE, guidance: dict[str, float] | None = None) -> dict[str, Any]:
     """One measurement in a subprocess; returns its JSON line. ``guidance``: decode keyword
-    arguments (``cfg_scale``, ``voice_cfg``, ``content_cfg``; None: the model's) for the decode cases."""
+    arguments (``cfg_scale``, ``voice_cfg``, ``content_cfg``, ``prior_only``; None: the model's) for the
+    decode cases."""
     arg = json.dumps({"case": case, "model": model, "wav": wav, "steps": steps, "threads": threads, "vocoder": vocoder,
                       "guidance": guidance or {}})
     p = subprocess.run([sys.executable, "-c", script, arg], capture_output=True, text=True)
@@ -115,16 +116,21 @@ def run_case(case: str, model: str, wav: str, steps: int = 16, threads: int = 2,
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def bench_codec(model: str, wav: str, steps: list[int], threads: int = 2, vocoder: str | None = None,
+def bench_codec(model: str, wav: str, steps: list[int | str], threads: int = 2, vocoder: str | None = None,
                 log=print, guidance: dict[str, float] | None = None) -> dict[str, Any]:
     """Mel front end and vocoder (references), encode, and decode at each of ``steps`` (with the
     scales in ``guidance``, the model's where absent or None: each extra guidance term is one more
-    decoder pass per step)."""
+    decoder pass per step). A step entry ``"prior"`` times the semantic prior's mel alone (no flow);
+    numbered entries always run the flow, whatever the model's stored default."""
     rows: dict[str, Any] = {}
     t0 = time.perf_counter()
     for case, st in [("mel", 0), ("vocoder", 0), ("encode", 0)] + [("decode", s) for s in steps]:
         name = f"{case}@{st}" if case == "decode" else case
-        rows[name] = run_case(case, model, wav, st or 16, threads, vocoder, guidance=guidance)
+        g = dict(guidance or {})
+        if case == "decode":
+            g["prior_only"] = st == "prior"
+        rows[name] = run_case(case, model, wav, st if isinstance(st, int) and st > 0 else 16, threads, vocoder,
+                              guidance=g)
         log(f"{name}: RTF {rows[name]['rtf']:.4f}  peak {rows[name]['peak_rss_mib']:.0f} MiB")
     ref = rows["vocoder"]["rtf"]
     for r in rows.values():
