@@ -113,6 +113,39 @@ def test_model_join_checks_sha256_and_refuses_a_corrupt_part(tmp_path):
         K.assemble_model(parts + [tmp_path / "missing.bin"], sha, out)
 
 
+_BARRIER = None
+
+
+def _hold(barrier) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+
+
+def _assemble(args):
+    _BARRIER.wait()  # every worker starts joining at the same moment
+    return str(K.assemble_model(*args))
+
+
+def test_parallel_workers_assemble_the_model_at_once(tmp_path):
+    # corpus build --jobs 2 on a fresh cache: both workers join the parts at the same moment; each
+    # must get the model (a shared temporary name lost one worker's clip in a real build)
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    parts = []
+    for i in range(3):
+        p = tmp_path / f"p{i}.bin"
+        p.write_bytes(bytes([i]) * 20_000_000)
+        parts.append(p)
+    sha = hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()
+    out = tmp_path / "cache" / "model.onnx"
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(4, mp_context=ctx, initializer=_hold, initargs=(ctx.Barrier(4),)) as ex:
+        got = list(ex.map(_assemble, [(parts, sha, out)] * 4))
+    assert got == [str(out)] * 4 and hashlib.sha256(out.read_bytes()).hexdigest() == sha
+    assert not list(out.parent.glob(".*part*"))
+
+
 def test_neural_candidates_are_distinct_and_the_natural_inventory_loads():
     ids = [v.id for v in K.neural_candidates()]
     assert len(ids) == len(set(ids)) >= 60

@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -146,10 +147,12 @@ def assemble_model(parts: list[Path], sha256: str, out: Path) -> Path:
     if out.exists() and _sha256(out) == sha256:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
+    # a temporary file of this writer's own: parallel corpus workers may assemble at the same time
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    tmp = Path(name)
     h = hashlib.sha256()
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             for p in parts:
                 try:
                     blob = Path(p).read_bytes()
