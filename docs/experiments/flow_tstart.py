@@ -15,7 +15,7 @@ import torch
 
 from dsatok import DSATokenizer
 from dsatok.data.batches import load_cut_audio
-from dsatok.data.manifests import load_cuts
+from dsatok.data.manifests import load_cuts, spread
 from dsatok.eval.asr import load_asr
 from dsatok.judges.speaker import cosine, load_speaker_encoder
 from dsatok.judges.text import wer
@@ -36,8 +36,7 @@ if dec.cfg.start != "prior":
 t0s = [float(x) for x in a.t0.split(",")]
 judges = {name: load_asr(name) for name in ("tiny", "base")}
 spk = load_speaker_encoder()
-cuts = list(load_cuts(a.corpus, "test"))
-cuts = [cuts[int(i * len(cuts) / a.n)] for i in range(min(a.n, len(cuts)))]
+cuts = spread(list(load_cuts(a.corpus, "test")), a.n)
 hyps = {t: {j: [] for j in judges} for t in t0s}
 sims: dict[float, list[float]] = {t: [] for t in t0s}
 refs = []

@@ -17,7 +17,7 @@ import torch
 
 from dsatok import DSATokenizer
 from dsatok.data.batches import load_cut_audio
-from dsatok.data.manifests import load_cuts
+from dsatok.data.manifests import load_cuts, spread
 from dsatok.eval.asr import load_asr
 from dsatok.judges.speaker import cosine, load_speaker_encoder
 from dsatok.judges.text import wer
@@ -35,8 +35,7 @@ if not dec.cfg.prior or dec.cfg.prior_kind != "renderer":
     raise SystemExit(f"{a.model}: its decoder has no renderer prior")
 judges = {name: load_asr(name) for name in ("tiny", "base")}
 spk = load_speaker_encoder()
-cuts = list(load_cuts(a.corpus, "test"))
-cuts = [cuts[int(i * len(cuts) / a.n)] for i in range(min(a.n, len(cuts)))]
+cuts = spread(list(load_cuts(a.corpus, "test")), a.n)
 rows = {k: {"hyp": {j: [] for j in judges}, "sim": []} for k in ("predicted", "oracle", "true mel")}
 refs, stat_err = [], []
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .corpus import Utterance
     from .voices import Voice
 
-__all__ = ["write_split_manifests", "load_split", "load_cuts", "import_lhotse", "import_tsv", "CorpusError"]
+__all__ = ["write_split_manifests", "load_split", "load_cuts", "spread", "import_lhotse", "import_tsv", "CorpusError"]
 
 SPLITS = ("train", "dev", "test")
 PREFIX = "dsatok"
@@ -87,6 +87,14 @@ def load_cuts(root: str | Path, split: str) -> "CutSet":
     recs, sups = load_split(root, split)
     cuts = CutSet.from_manifests(recordings=recs, supervisions=sups)
     return cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
+
+
+def spread(items: list, n: int) -> list:
+    """``n`` of ``items`` spread evenly over the list (item ``int(i * len / n)``), all of them when
+    ``n`` is 0 or at least their number: a test subset that covers every voice of a split."""
+    if not n or n >= len(items):
+        return list(items)
+    return [items[int(i * len(items) / n)] for i in range(n)]
 
 
 def _split_of(part: str) -> str | None:

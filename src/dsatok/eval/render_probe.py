@@ -112,12 +112,12 @@ def extract_items(featurize: Featurizer, corpus: str | Path, split: str, up: int
 
     from ..audio import MelFrontend
     from ..data.batches import load_cut_audio
-    from ..data.manifests import load_cuts
+    from ..data.manifests import load_cuts, spread as spread_cuts
 
     fe = MelFrontend()
     cuts = list(load_cuts(str(corpus), split))
     if limit and limit < len(cuts):
-        cuts = [cuts[int(i * len(cuts) / limit)] for i in range(limit)] if spread else cuts[:limit]
+        cuts = spread_cuts(cuts, limit) if spread else cuts[:limit]
     items: dict[str, list[RenderItem]] = {}
     for c in tqdm(cuts, desc=f"render probe inputs ({split})", disable=not progress):
         w = torch.from_numpy(load_cut_audio(c))
