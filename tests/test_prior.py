@@ -202,3 +202,21 @@ def test_renderer_prior_starts_as_the_stage1_render_head(tmp_path):
         load_render_head(prior, tmp_path / "none.safetensors")
     with pytest.raises(ValueError, match="does not fit"):
         load_render_head(RendererPrior(LEVELS, 16, 3, 8, 100, 4), tmp_path / "ck")
+
+
+def test_renderer_prior_takes_given_voice_statistics():
+    """Statistics passed in replace the predicted ones exactly; with neither, a clear error."""
+    from dsatok.models.prior import RendererPrior
+
+    torch.manual_seed(0)
+    prior = RendererPrior(LEVELS, 16, 2, 8, 100, 4).eval()
+    with torch.no_grad():
+        prior.voice[-1].weight.normal_()  # predicted statistics that depend on the voice
+        idx, voice = torch.randint(0, 64, (2, 7)), torch.randn(2, 8)
+        pred = prior(idx, 28, voice)
+        same = prior(idx, 28, None, stats=prior.voice(voice))
+        other = prior(idx, 28, voice, stats=torch.rand(2, 200))
+    assert torch.equal(pred.mu, same.mu) and torch.equal(pred.voice, same.voice)
+    assert not torch.allclose(other.mu, pred.mu)
+    with pytest.raises(ValueError, match="voice statistics"):
+        prior(idx, 28, None)

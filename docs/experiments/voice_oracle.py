@@ -50,12 +50,8 @@ def mels(wav: torch.Tensor) -> dict[str, torch.Tensor]:
     ctx = dec.prepare(sem, torch.tensor([t]), t, m.acoustic.embed(ac), torch.tensor([ac.shape[-1]]))
     oracle = voice_stats(dec.normalize(mel))
     stat_err.append(float((ctx.voice - oracle).abs().mean()))
-    net, h = dec.prior.net, None
-    h = net.inp(dec.prior.codes[sem]).transpose(1, 2).repeat_interleave(net.up, dim=2)
-    h = torch.nn.functional.pad(h, (0, max(0, t - h.shape[2])), mode="replicate")[:, :, :t]
-    for blk in net.blocks:
-        h = blk(h, oracle)
-    return {"predicted": dec.denormalize(ctx.mu)[0], "oracle": dec.denormalize(net.out(h))[0], "true mel": mel[0]}
+    oracle_mu = dec.prior(sem, t, None, stats=oracle).mu
+    return {"predicted": dec.denormalize(ctx.mu)[0], "oracle": dec.denormalize(oracle_mu)[0], "true mel": mel[0]}
 
 
 for c in cuts:

@@ -115,8 +115,14 @@ class RendererPrior(nn.Module):
             self.voice[-1].bias.copy_(torch.cat([torch.zeros(n_mels), torch.ones(n_mels)]))
         self.net = MelRenderer(len(levels), n_mels, dim, blocks, up)
 
-    def forward(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor) -> PriorOutput:
-        stats = self.voice(voice)
+    def forward(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor | None,
+                stats: torch.Tensor | None = None) -> PriorOutput:
+        """``stats [B, 2 * n_mels]``, when given, replace the statistics predicted from ``voice``
+        (e.g. an utterance's own, to measure what the prediction costs); ``voice`` may then be None."""
+        if stats is None:
+            if voice is None:
+                raise ValueError("RendererPrior needs the pooled acoustic context or voice statistics")
+            stats = self.voice(voice)
         net = self.net
         h = net.inp(self.codes[sem_idx]).transpose(1, 2).repeat_interleave(net.up, dim=2)  # [B, D, T_s * up]
         if h.shape[2] < t_mel:
