@@ -148,6 +148,8 @@ def test_tokenizer_decodes_the_prior_alone_and_refuses_it_without_a_prior(tmp_pa
     (flow_b,) = model.decode_mel(tok, steps=2, seed=1)
     assert prior.shape == flow_a.shape and torch.isfinite(prior).all()
     assert not torch.equal(flow_a, flow_b)  # the flow samples noise ...
+    ctx = model.decoder_context(tok)  # what decoding conditions on, for experiments
+    assert ctx.mu.shape[-1] == prior.shape[-1] and torch.equal(prior_mel(model.decoder, ctx)[0], prior)
     (again,) = model.decode_mel(tok, prior_only=True, seed=1)
     assert torch.equal(prior, again)  # ... the prior alone is deterministic
     model.save_pretrained(tmp_path / "m")

@@ -46,9 +46,8 @@ refs = []
 def decode(wav: torch.Tensor, t0: float, gen: torch.Generator) -> torch.Tensor:
     """``wav [N]`` -> log-mel ``[n_mels, T]`` from a flow started at ``t0``."""
     toks = m.encode(wav)
-    sem, ac = toks.semantic[:1, : int(toks.semantic_lengths[0])], toks.acoustic[:1, :, : int(toks.acoustic_lengths[0])]
     t = m.acoustic.mel(wav[None], torch.tensor([wav.shape[0]]))[0].shape[-1]
-    ctx = dec.prepare(sem, torch.tensor([t]), t, m.acoustic.embed(ac), torch.tensor([ac.shape[-1]]))
+    ctx = m.decoder_context(toks, t)
     x = ctx.mu + (1 - t0) * dec.cfg.start_sigma * torch.randn(ctx.mu.shape, generator=gen)
     unc = dec.unconditional(ctx)
     grid = torch.linspace(t0, 1.0, a.steps + 1)

@@ -11,6 +11,7 @@ without them (and with them shuffled) than one that takes its content from the a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import torch
@@ -42,14 +43,11 @@ def main() -> None:
         x = torch.from_numpy(load_cut_audio(c))
         mel = fe(x[None])[0]
         tok = m.encode(x)
-        sem = tok.semantic[0, : int(tok.semantic_lengths[0])][None]
-        ac = tok.acoustic[0, :, : int(tok.acoustic_lengths[0])][None]
+        sem = tok[0].semantic
         t = mel.shape[-1]
-        ac_q = m.acoustic.embed(ac)
         for k in VARIANTS:
-            s_idx = sem[:, torch.randperm(sem.shape[1], generator=torch.Generator().manual_seed(0))] \
-                if k == "shuffled_sem" else sem
-            ctx = m.decoder.prepare(s_idx, torch.tensor([t]), t, ac_q, torch.tensor([ac.shape[-1]]),
+            shuffled = sem[:, torch.randperm(sem.shape[1], generator=torch.Generator().manual_seed(0))]
+            ctx = m.decoder_context(dataclasses.replace(tok, semantic=shuffled) if k == "shuffled_sem" else tok, t,
                                     drop_sem=torch.tensor([k in ("no_sem", "none")]),
                                     drop_ac=torch.tensor([k in ("no_ac", "none")]))
             out = sample(m.decoder, ctx, t, steps=a.steps, cfg_scale=0, generator=torch.Generator().manual_seed(0))

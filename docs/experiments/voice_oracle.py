@@ -44,13 +44,12 @@ refs, stat_err = [], []
 def mels(wav: torch.Tensor) -> dict[str, torch.Tensor]:
     """``wav [N]`` -> log-mel ``[n_mels, T]`` per variant."""
     toks = m.encode(wav)
-    sem, ac = toks.semantic[:1, : int(toks.semantic_lengths[0])], toks.acoustic[:1, :, : int(toks.acoustic_lengths[0])]
     mel, _ = m.acoustic.mel(wav[None], torch.tensor([wav.shape[0]]))
     t = mel.shape[-1]
-    ctx = dec.prepare(sem, torch.tensor([t]), t, m.acoustic.embed(ac), torch.tensor([ac.shape[-1]]))
+    ctx = m.decoder_context(toks, t)
     oracle = voice_stats(dec.normalize(mel))
     stat_err.append(float((ctx.voice - oracle).abs().mean()))
-    oracle_mu = dec.prior(sem, t, None, stats=oracle).mu
+    oracle_mu = dec.prior(toks[0].semantic, t, None, stats=oracle).mu
     return {"predicted": dec.denormalize(ctx.mu)[0], "oracle": dec.denormalize(oracle_mu)[0], "true mel": mel[0]}
 
 

@@ -29,7 +29,7 @@ from .audio import MIN_DURATION_S, as_waveforms
 from .config import ConfigError
 from .files import atomic_write_json
 from .models.acoustic import AcousticTokenizer
-from .models.flow_decoder import FlowDecoder
+from .models.flow_decoder import DecoderContext, FlowDecoder
 from .models.io import ModelLoadError, read_model_meta
 from .models.semantic import SemanticTokenizer
 from .models.vocoder import GriffinLim, check_mel_match, griffin_lim_iterations, griffin_lim_spec, load_vocoder
@@ -288,6 +288,22 @@ class DSATokenizer(nn.Module):
         if int(tokens.num_samples.min()) < shortest:
             raise TokenFileError(f"{where}: num_samples {int(tokens.num_samples.min())} is shorter than "
                                  f"{MIN_DURATION_S} s ({shortest} samples)")
+
+    @torch.no_grad()
+    def decoder_context(self, tokens: Tokens, t_mel: int | None = None, **prepare_kw: Any) -> DecoderContext:
+        """What the flow decoder conditions on for item 0 of ``tokens`` (its own lengths): a
+        :class:`~dsatok.models.flow_decoder.DecoderContext` for ``t_mel`` mel frames (default: the
+        source length in frames), with the prior's ``mu [1, n_mels, t_mel]`` when the decoder has a
+        prior. ``prepare_kw`` go to :meth:`FlowDecoder.prepare` (``drop_sem``, ``drop_ac``, ``visible``).
+        For experiments that read the prior or run their own sampler; decoding does not need it."""
+        t = tokens[0]
+        t_mel = int(t.num_samples[0]) // self._hop if t_mel is None else int(t_mel)
+        if t_mel < 1:
+            raise ValueError(f"t_mel must be >= 1, got {t_mel}")
+        dev = self.device
+        ac = t.acoustic.to(dev)
+        return self.decoder.prepare(t.semantic.to(dev), torch.tensor([t_mel], device=dev), t_mel,
+                                    self.acoustic.embed(ac), torch.tensor([ac.shape[-1]], device=dev), **prepare_kw)
 
     def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions,
                     gen: torch.Generator) -> torch.Tensor:
