@@ -166,6 +166,12 @@ def test_renderer_prior_shapes_config_and_round_trip(tmp_path):
                       torch.tensor([20, 15]))
     assert ctx.mu.shape == (2, 100, 41) and ctx.prior_states.shape == (2, 10, 16) and ctx.voice.shape == (2, 200)
     assert ctx.cat(ctx).voice.shape == (4, 200)
+    one = ctx.row(1)  # one item keeps the prior's fields, so a sampler can start from its mu
+    assert one.mu.shape == (1, 100, 41) and one.voice.shape == (1, 200) and one.prior_states.shape == (1, 10, 16)
+    assert torch.equal(one.mu, ctx.mu[1:]) and torch.equal(one.kv[0][0], ctx.kv[0][0][1:])
+    assert torch.equal(ctx.row(-1).voice, one.voice)
+    with pytest.raises(IndexError, match="out of range"):
+        ctx.row(2)
     dec.save_pretrained(tmp_path / "d")
     back = FlowDecoder.from_pretrained(tmp_path / "d")
     assert back.cfg.prior_kind == "renderer"

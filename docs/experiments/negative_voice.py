@@ -22,13 +22,8 @@ from tqdm import tqdm
 
 from dsatok.audio import load
 from dsatok.judges.speaker import cosine, load_speaker_encoder
-from dsatok.models.flow_decoder import DecoderContext, sample
+from dsatok.models.flow_decoder import sample
 from dsatok.tokenizer import DSATokenizer
-
-
-def _row(c: DecoderContext, i: int) -> DecoderContext:
-    return DecoderContext(c.sem[i : i + 1], c.mask[i : i + 1], [(k[i : i + 1], v[i : i + 1]) for k, v in c.kv],
-                          c.ctx_mask[i : i + 1], c.rope)
 
 
 @torch.no_grad()
@@ -43,8 +38,8 @@ def recombine(m: DSATokenizer, s: np.ndarray, a: np.ndarray, weight: float, seed
     ac[0, :, : ac_a.shape[-1]], ac[1, :, : ac_s.shape[-1]] = ac_a, ac_s
     both = dec.prepare(torch.stack([sem, sem]), torch.tensor([t_mel, t_mel]), t_mel, m.acoustic.embed(ac),
                        torch.tensor([ac_a.shape[-1], ac_s.shape[-1]]))  # one call pads the two contexts alike
-    neg = [(weight, _row(both, 1))] if weight else []
-    mel = sample(dec, _row(both, 0), t_mel, steps=o.steps, cfg_scale=o.cfg_scale, solver=o.solver, sway=o.sway,
+    neg = [(weight, both.row(1))] if weight else []
+    mel = sample(dec, both.row(0), t_mel, steps=o.steps, cfg_scale=o.cfg_scale, solver=o.solver, sway=o.sway,
                  generator=torch.Generator().manual_seed(seed), extra_guides=neg)[0]
     return m.vocode(mel).cpu().numpy()[: s.shape[0]]
 

@@ -201,7 +201,7 @@ def _dasheng(a: argparse.Namespace) -> int:
     from ..eval.dasheng import evaluate_dasheng_reconstruction
     from ..eval.tables import load_evaluators, markdown_table
     from ..dasheng_tokenizer import DashengTokenizer
-    from ..models.io import model_fingerprint
+    from ..models.io import model_files_digest
 
     t0 = time.perf_counter()
     specs = _named_dirs(a.models)
@@ -213,7 +213,8 @@ def _dasheng(a: argparse.Namespace) -> int:
 
         revoc = load_vocoder(a.revocode).eval()
     rep = evaluate_dasheng_reconstruction(models, a.corpus, ev, limit=a.limit, revocoder=revoc, progress=not a.quiet)
-    rep["settings"] = {"models": specs, "fingerprints": {n: model_fingerprint(d) for n, d in specs.items()},
+    rep["settings"] = {"models": specs, "file_digests": {n: model_files_digest(d) for n, d in specs.items()},
+                       "latent_fingerprints": {n: m.fingerprint for n, m in models.items()},
                        "corpus": str(a.corpus), "evaluators": ev.names(), "limit": a.limit, "revocode": a.revocode}
     _report(rep, a.out, markdown_table(rep["table"], f"DashengTokenizer reconstruction ({a.corpus}, test)"), t0)
     return 0
@@ -225,7 +226,7 @@ def _vocoder(a: argparse.Namespace) -> int:
     from ..config import MelConfig
     from ..eval.tables import load_evaluators, markdown_table
     from ..eval.vocoder import evaluate_vocoders
-    from ..models.io import model_fingerprint
+    from ..models.io import model_files_digest
     from ..models.vocoder import VocosVocoder, griffin_lim_iterations, load_vocoder
 
     t0 = time.perf_counter()
@@ -239,7 +240,7 @@ def _vocoder(a: argparse.Namespace) -> int:
     vocoders = {n: (trained[n] if n in trained else load_vocoder(s, mel)).eval() for n, s in specs.items()}
     ev = load_evaluators(a.asr, a.speaker, tuple(m for m in a.mos.split(",") if m))
     rep = evaluate_vocoders(vocoders, a.corpus, ev, limit=a.limit, progress=not a.quiet)
-    rep["settings"] = {"vocoders": specs, "fingerprints": {n: model_fingerprint(s) for n, s in specs.items()
+    rep["settings"] = {"vocoders": specs, "file_digests": {n: model_files_digest(s) for n, s in specs.items()
                                                            if n in trained},
                        "corpus": str(a.corpus), "evaluators": ev.names(), "limit": a.limit,
                        "threads": torch.get_num_threads()}
@@ -251,7 +252,7 @@ def _enhance(a: argparse.Namespace) -> int:
     from ..eval.dasheng import evaluate_enhancement
     from ..eval.tables import load_evaluators, markdown_table
     from ..models.enhancer import SpeechEnhancer
-    from ..models.io import model_fingerprint
+    from ..models.io import model_files_digest
 
     from ..resources import bundled_enhancer_dir
 
@@ -263,7 +264,7 @@ def _enhance(a: argparse.Namespace) -> int:
     rep = evaluate_enhancement(enh, a.corpus, ev, limit=a.limit, steps=a.steps, seed=a.seed, start=a.start,
                                snrs=a.snrs, progress=not a.quiet)
     steps = rep["steps"]
-    rep["settings"] = {"model": str(a.model), "fingerprint": model_fingerprint(a.model), "corpus": str(a.corpus),
+    rep["settings"] = {"model": str(a.model), "file_digest": model_files_digest(a.model), "corpus": str(a.corpus),
                        "steps": steps, "start": a.start, "snrs": list(a.snrs), "prior": enh.enhancer.cfg.prior,
                        "seed": a.seed, "evaluators": ev.names(), "limit": a.limit}
     md = markdown_table(rep["table"], f"Latent speech enhancement ({a.corpus}, test, {steps} steps)")

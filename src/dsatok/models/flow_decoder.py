@@ -130,6 +130,18 @@ class DecoderContext:
                               torch.cat([self.ctx_mask, other.ctx_mask]), self.rope, both(self.mu, other.mu),
                               both(self.prior_states, other.prior_states), both(self.voice, other.voice))
 
+    def row(self, i: int) -> "DecoderContext":
+        """Item ``i`` as a batch of one (every field, the prior's included); lengths stay padded."""
+        if not -self.sem.shape[0] <= i < self.sem.shape[0]:
+            raise IndexError(f"context row {i} out of range for a batch of {self.sem.shape[0]}")
+        i = i % self.sem.shape[0]
+
+        def one(a: torch.Tensor | None) -> torch.Tensor | None:
+            return None if a is None else a[i : i + 1]
+
+        return DecoderContext(self.sem[i : i + 1], self.mask[i : i + 1], [(k[i : i + 1], v[i : i + 1]) for k, v in self.kv],
+                              self.ctx_mask[i : i + 1], self.rope, one(self.mu), one(self.prior_states), one(self.voice))
+
 
 class FlowDecoder(nn.Module):
     """``velocity(x [B, n_mels, T], t [B], ctx) -> v [B, n_mels, T]`` in normalised mel units."""

@@ -15,7 +15,7 @@ from torch import nn
 from ..config import ConfigError, from_dict, to_dict
 from ..files import atomic_path, atomic_write_json
 
-__all__ = ["ModelLoadError", "save_model", "load_model_config", "load_weights", "model_fingerprint"]
+__all__ = ["ModelLoadError", "save_model", "load_model_config", "load_weights", "model_files_digest"]
 
 T = TypeVar("T")
 
@@ -96,8 +96,11 @@ def load_weights(model: nn.Module, model_dir: str | Path) -> nn.Module:
     return model.eval()
 
 
-def model_fingerprint(model_dir: str | Path) -> str:
-    """Short hash of a model directory's config and weights (sha256 of both files)."""
+def model_files_digest(model_dir: str | Path) -> str:
+    """Short hash of a model directory's files (sha256 of ``config.json`` and ``model.safetensors``).
+
+    It changes with any byte of either file; a model's ``fingerprint`` (what identifies its token or
+    latent space, so that files from one model are refused by another) is a different hash."""
     import hashlib
 
     h = hashlib.sha256()
