@@ -4,6 +4,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 from conftest import tiny_options, tiny_voices
@@ -142,3 +143,111 @@ def test_eval_voices_come_from_intelligible_voices():
     assert {v.id for v in s["train"]} >= {v.id for v in voices} - ok  # the rest all train
     few = split_speakers(voices, 8, 4, seed=0, eligible=set(list(ok)[:3]))  # too few: any voice
     assert len(few["test"]) == 8
+
+
+def test_training_voices_near_a_test_voice_move_to_dev():
+    import numpy as np
+
+    from dsatok.data.corpus import keep_train_far, nearest_training_voice, split_speakers
+
+    voices = tiny_voices()
+    base = split_speakers(voices, 3, 2, seed=7)
+    rng = np.random.default_rng(0)
+    cents = {v.id: rng.standard_normal(16) for v in voices}
+    t0, near = base["test"][0].id, base["train"][0].id
+    cents[near] = cents[t0] + 0.05 * rng.standard_normal(16)  # a training voice that sounds like a test voice
+    s, moved = keep_train_far(base, cents, 0.75)
+    assert moved == {near: {"near": t0, "similarity": moved[near]["similarity"]}} and moved[near]["similarity"] > 0.9
+    assert near not in {v.id for k in s for v in s[k]}  # left out of every split
+    assert s["test"] == base["test"] and s["dev"] == base["dev"] and len(s["train"]) == len(base["train"]) - 1
+    ids = {k: [v.id for v in s[k]] for k in s}
+    nearest = nearest_training_voice(ids, cents)
+    assert set(nearest) == set(ids["test"]) and all(n["similarity"] < 0.75 for n in nearest.values())
+    assert nearest_training_voice({k: [v.id for v in base[k]] for k in base}, cents)[t0]["voice"] == near
+    assert keep_train_far(base, {}, 0.75) == (base, {})  # no centroids: the split as it was
+    # the plan offers isolated voices as test voices first: with `near` a twin of the first test
+    # voice, neither of the two is drawn for test and nothing needs to be left out
+    utts, _ = plan_corpus(voices, load_sentences(), tiny_options(hours=0.05), centroids=cents)
+    spk = {k: {u.speaker for u in utts if u.split == k} for k in ("train", "dev", "test")}
+    assert not {t0, near} & spk["test"] and {t0, near} <= spk["train"] | spk["dev"]
+    assert len(spk["test"]) == 3 and sum(map(len, spk.values())) == len(voices)
+    hours = sum(0.32 + 0.28 * len(u.text.split()) / u.rate for u in utts) / 3600
+    assert 0.05 <= hours < 0.06
+    from dsatok.data.corpus import Utterance, _left_out
+
+    other = next(v.id for v in voices if v.id not in (t0, near))
+    plan = [Utterance("a", "test", t0, "x", 1.0, "a.flac"), Utterance("b", "train", other, "y", 1.0, "b.flac")]
+    left = _left_out(voices, plan, cents, 0.75)  # what corpus.json reports as left_out_near_test
+    assert set(left) == {near} and left[near]["near"] == t0 and _left_out(voices, plan, cents, 0) == {}
+    off, _ = plan_corpus(voices, load_sentences(), tiny_options(hours=0.05, far_test=0), centroids=cents)
+    assert off == plan_corpus(voices, load_sentences(), tiny_options(hours=0.05))[0]  # the split without centroids
+
+
+def test_bundled_inventories_keep_test_voices_far():
+    """The default build's test voices: none within 0.75 of a training voice (by stored centroids)."""
+    from dsatok.data.corpus import BuildOptions, nearest_training_voice
+    from dsatok.data.voices import load_inventory, load_inventory_meta, load_voice_centroids
+
+    voices, meta, cents = load_inventory(), load_inventory_meta(), load_voice_centroids()
+    assert set(cents) == {v.id for v in voices}  # every bundled voice has its centroid
+    utts, _ = plan_corpus(voices, load_sentences(), BuildOptions(hours=0.5, seed=0, eval_max_wer=0.25),
+                          meta["asr_wer"], cents)
+    spk = {s: sorted({u.speaker for u in utts if u.split == s}) for s in ("train", "dev", "test")}
+    near = nearest_training_voice(spk, cents)
+    assert len(near) == 8 and max(n["similarity"] for n in near.values()) < 0.75
+    assert any(v.startswith(("kokoro", "hibari")) for v in spk["test"])  # natural test voices among them
+
+
+def test_corpus_centroids_fill_an_inventory(tiny_corpus, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import dsatok.judges.speaker as speaker
+    from dsatok.cli.main import main
+    from dsatok.data.voices import load_voice_centroids, save_inventory
+
+    class Loudness:  # a stand-in speaker encoder: level and brightness of the clip
+        def embed(self, wav):
+            w = np.asarray(wav, dtype=np.float64)
+            return np.array([np.abs(w).mean(), np.abs(np.diff(w)).mean(), 1e-3])
+
+    monkeypatch.setattr(speaker, "ResemblyzerEncoder", Loudness)
+    inv, other = tmp_path / "inv.json", tmp_path / "other.json"
+    save_inventory(tiny_voices()[:5], inv, meta={"asr_wer": {"x": 0.1}})
+    save_inventory([Voice("espeak", "en-us+whisper", "M")], other)
+    assert main(["corpus", "centroids", str(tiny_corpus), str(inv), str(other), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "centroids of 5 of 5 voices" in out and "no clips of 1: espeak_en-us_whisper" in out
+    cents = load_voice_centroids(inv)
+    assert set(cents) == {v.id for v in tiny_voices()[:5]}
+    assert all(abs(np.linalg.norm(c) - 1) < 2e-3 for c in cents.values())  # unit norm, stored as float16
+    assert json.loads(inv.read_text())["meta"]["asr_wer"] == {"x": 0.1}  # the rest of the meta is kept
+    broken = json.loads(inv.read_text())
+    broken["meta"]["centroids"][tiny_voices()[0].id] = "not base64!"
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=r"broken.json: centroid of espeak_en-us_m1: not a stored centroid"):
+        load_voice_centroids(tmp_path / "broken.json")
+    assert main(["corpus", "centroids", str(tiny_corpus), str(tmp_path / "none.json")]) == 2
+    assert "none.json: no inventory JSON there" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert main(["corpus", "centroids", str(tiny_corpus), str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not a voice inventory" in capsys.readouterr().err
+    assert main(["corpus", "centroids", str(tiny_corpus), str(other)]) == 2
+    assert "none of the inventories' voices speaks in it" in capsys.readouterr().err
+
+
+def test_voice_selection_stores_each_kept_voice_centroid():
+    import numpy as np
+
+    from dsatok.data.calibrate import select_voices
+    from dsatok.data.voices import decode_centroid
+
+    voices = tiny_voices()[:3]
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(8), rng.standard_normal(8)
+    emb = {voices[0].id: a + 0.01 * rng.standard_normal((6, 8)), voices[1].id: a + 0.01 * rng.standard_normal((6, 8)),
+           voices[2].id: b + 0.01 * rng.standard_normal((6, 8))}
+    r = select_voices(voices, emb, threshold=0.8)
+    assert [v.id for v in r.kept] == [voices[0].id, voices[2].id]  # the second sounds like the first
+    cents = r.meta()["centroids"]
+    assert set(cents) == {voices[0].id, voices[2].id}
+    assert np.dot(decode_centroid(cents[voices[2].id]), b / np.linalg.norm(b)) > 0.99

@@ -1,4 +1,4 @@
-"""``dsatok corpus build|import|report|voices``: make and measure training corpora."""
+"""``dsatok corpus build|import|report|voices|centroids|pack``: make and measure training corpora."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(0: no per-clip check)")
     b.add_argument("--clip-check-engines", default="kokoro,hibari",
                    help="comma list of engines whose every clip is ASR-checked (default kokoro,hibari)")
+    b.add_argument("--far-test", type=float, default=0.75,
+                   help="move training voices whose speaker centroid is at least this similar to a test voice's "
+                        "to dev, so unseen test voices are also unlike every training voice (0: off; needs the "
+                        "inventory's centroids, see 'corpus centroids')")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
 
@@ -65,6 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "which chooses the test/dev voices; 0: skip)")
     v.set_defaults(func=_voices)
 
+    c = cs.add_parser("centroids", help="store each voice's speaker centroid, from a built corpus's clips, in a "
+                                        "voice inventory (builds then keep training voices far from test voices)")
+    c.add_argument("corpus", help="built corpus whose clips are embedded")
+    c.add_argument("inventory", nargs="+", help="inventory JSON file(s) to update (their voices that speak in the corpus)")
+    c.add_argument("--clips", type=int, default=0, help="clips per voice, spread over its utterances (0: all)")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=_centroids)
+
     k = cs.add_parser("pack", help="pack corpus splits with precomputed semantic tokens and speaker embeddings "
                                    "(train where the corpus, lhotse or CTranslate2 are not installed)")
     k.add_argument("corpus")
@@ -81,25 +94,37 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _build(a: argparse.Namespace) -> int:
     from ..data.corpus import BuildOptions, build_corpus
-    from ..data.voices import load_inventory, load_inventory_meta
+    from ..data.voices import load_inventory, load_inventory_meta, load_voice_centroids
 
     if a.hours <= 0:
         from .main import CLIError
 
         raise CLIError(f"--hours must be > 0, got {a.hours}")
+    if not 0 <= a.far_test <= 1:
+        from .main import CLIError
+
+        raise CLIError(f"--far-test must be a cosine similarity in [0, 1] (0: off), got {a.far_test}")
     opts = BuildOptions(hours=a.hours, seed=a.seed, jobs=a.jobs, test_speakers=a.test_speakers,
                         dev_speakers=a.dev_speakers, recomb_pairs=a.pairs,
                         engines=tuple(e for e in a.engines.split(",") if e), eval_max_wer=a.eval_max_wer,
                         clip_max_wer=a.clip_max_wer,
-                        clip_check_engines=tuple(e for e in a.clip_check_engines.split(",") if e))
+                        clip_check_engines=tuple(e for e in a.clip_check_engines.split(",") if e),
+                        far_test=a.far_test)
     voices = load_inventory(a.voices) if a.voices else None
-    wers = load_inventory_meta(a.voices).get("asr_wer") if a.voices else None
-    meta = build_corpus(a.out, opts, voices=voices, voice_wer=wers, progress=not a.quiet,
-                        asr_factory=_clip_asr_factory())
+    inv = load_inventory_meta(a.voices) if a.voices else {}
+    meta = build_corpus(a.out, opts, voices=voices, voice_wer=inv.get("asr_wer"),
+                        centroids=load_voice_centroids(a.voices) if a.voices else None,
+                        progress=not a.quiet, asr_factory=_clip_asr_factory())
     c = meta["counts"]
     print(f"built {a.out}: " + ", ".join(f"{s} {c[s]['utterances']} utts / {c[s]['speakers']} spk / {c[s]['hours']:.3f} h"
                                           for s in ("train", "dev", "test"))
           + f"; {meta['recomb_pairs']} recombination pairs; {meta['sentences_used']} sentences; {meta['build_seconds']} s")
+    near = meta["test_nearest_train"]
+    if near:
+        top = max(near.items(), key=lambda kv: kv[1]["similarity"])
+        print(f"test voices' nearest training voice: similarity {min(n['similarity'] for n in near.values()):.3f}"
+              f"-{top[1]['similarity']:.3f} (highest: {top[0]} ~ {top[1]['voice']}); "
+              f"{len(meta['left_out_near_test'])} voice(s) left out for being near a test voice (--far-test {a.far_test})")
     chk = meta["asr_check"]
     if chk["checked"]:
         print(f"ASR check: {chk['rejected']} of {chk['checked']} clips refused (WER > {chk['max_wer']}; "
@@ -147,6 +172,38 @@ def _report(a: argparse.Namespace) -> int:
 
     rep = corpus_report(a.corpus, wer_limit=a.wer_limit, progress=not a.quiet)
     print(json.dumps(rep, indent=1))
+    return 0
+
+
+def _centroids(a: argparse.Namespace) -> int:
+    from ..data.calibrate import centroid_table, corpus_centroids
+    from ..data.manifests import CorpusError
+    from ..data.voices import load_inventory, load_inventory_meta, save_inventory
+    from .main import CLIError
+
+    if a.clips < 0:
+        raise CLIError(f"--clips must be >= 0, got {a.clips}")
+    invs = {}
+    for f in map(Path, a.inventory):
+        if not f.is_file():
+            raise CLIError(f"{f}: no inventory JSON there (the bundled ones are files under dsatok/resources)")
+        try:
+            invs[f] = (load_inventory(f), load_inventory_meta(f))
+        except (ValueError, KeyError, TypeError) as e:
+            raise CLIError(f"{f}: not a voice inventory ({type(e).__name__}: {e})") from None
+    cents = corpus_centroids(a.corpus, clips=a.clips, progress=not a.quiet)
+    if not any(v.id in cents for voices, _ in invs.values() for v in voices):
+        raise CorpusError(f"{a.corpus}: none of the inventories' voices speaks in it")
+    for f, (voices, meta) in invs.items():
+        ids = {v.id for v in voices}
+        found = {k: v for k, v in cents.items() if k in ids}
+        meta["centroids"] = {**(meta.get("centroids") or {}), **centroid_table(found)}
+        meta["centroids_from"] = {"corpus": str(a.corpus), "clips": a.clips or "all", "encoder": "resemblyzer-ge2e"}
+        save_inventory(voices, f, meta=meta)
+        missing = sorted(ids - set(found))
+        print(f"{f}: centroids of {len(found)} of {len(ids)} voices from {a.corpus}"
+              + (f"; no clips of {len(missing)}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                 if missing else ""))
     return 0
 
 

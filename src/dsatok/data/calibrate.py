@@ -21,7 +21,8 @@ import numpy as np
 
 from .voices import SynthesisError, Voice, synthesize
 
-__all__ = ["CalibrationResult", "embed_candidates", "candidate_wer", "select_voices", "nearest_centroid_accuracy"]
+__all__ = ["CalibrationResult", "embed_candidates", "candidate_wer", "select_voices", "nearest_centroid_accuracy",
+           "corpus_centroids", "centroid_table"]
 
 
 @dataclasses.dataclass
@@ -32,6 +33,7 @@ class CalibrationResult:
     heldout_accuracy: float
     threshold: float
     max_kept_similarity: float
+    centroids: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # kept id -> unit centroid, all clips
 
     def meta(self) -> dict:
         return {
@@ -42,6 +44,7 @@ class CalibrationResult:
             "max_similarity_between_kept": round(self.max_kept_similarity, 4),
             "rejected": [{"voice": a, "closest": b, "similarity": round(s, 4)} for a, b, s in self.rejected],
             "failed": self.failed,
+            "centroids": centroid_table(self.centroids),
         }
 
 
@@ -144,7 +147,43 @@ def select_voices(
     )
     m = np.stack(cents) @ np.stack(cents).T
     np.fill_diagonal(m, -1)
-    return CalibrationResult(kept, rejected, list(failed or []), acc, threshold, float(m.max()))
+    return CalibrationResult(kept, rejected, list(failed or []), acc, threshold, float(m.max()),
+                             {v.id: _unit_mean(emb[v.id]) for v in kept})
+
+
+def _unit_mean(e: np.ndarray) -> np.ndarray:
+    m = np.asarray(e, dtype=np.float64).mean(0)
+    return m / max(float(np.linalg.norm(m)), 1e-12)
+
+
+def centroid_table(centroids: dict[str, np.ndarray]) -> dict[str, str]:
+    """Centroids as an inventory stores them (``meta.centroids``; :func:`~dsatok.data.voices.encode_centroid`)."""
+    from .voices import encode_centroid
+
+    return {k: encode_centroid(v) for k, v in sorted(centroids.items())}
+
+
+def corpus_centroids(corpus: str | Path, *, clips: int = 0, encoder=None,
+                     progress: bool = True) -> dict[str, np.ndarray]:
+    """Each speaker's unit-norm centroid ``[D]`` over its clips in every split of a built corpus
+    (``clips``: that many spread over its utterances; 0: all)."""
+    from collections import defaultdict
+
+    from tqdm import tqdm
+
+    from .batches import load_cut_audio
+    from .manifests import load_cuts, spread
+
+    if encoder is None:
+        from ..judges.speaker import ResemblyzerEncoder
+
+        encoder = ResemblyzerEncoder()
+    by: dict[str, list] = defaultdict(list)
+    for split in ("train", "dev", "test"):
+        for c in load_cuts(corpus, split):
+            by[c.supervisions[0].speaker].append(c)
+    return {v: _unit_mean(np.stack([encoder.embed(load_cut_audio(c)) for c in spread(cuts, clips)]))
+            for v, cuts in tqdm(sorted(by.items()), desc="voices", disable=not progress)}
 
 
 def candidate_wer(

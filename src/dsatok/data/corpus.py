@@ -16,7 +16,9 @@ the requested hours, the voice inventory and the sentence pool, so a build is de
 Files appear atomically; a re-run skips finished files, deletes stale partial files and redoes
 unreadable ones. Clips of the engines in ``clip_check_engines`` (the neural voices) are kept only
 when an ASR model's WER on them is at most ``clip_max_wer``; refused clips leave the plan's hours
-short by the rejection rate (``corpus.json``'s ``asr_check``), and stay refused on a re-run.
+short by the rejection rate (``corpus.json``'s ``asr_check``), and stay refused on a re-run. When the voice inventory stores
+speaker centroids, training voices near a test voice are left out (``far_test``), and ``corpus.json``
+records them and each test voice's nearest training voice.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ import json
 import random
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from ..files import atomic_write_json, atomic_write_text
 from .clip_check import CHECK_FILE, append_checks, load_checks
 from .text import load_sentences
-from .voices import SynthesisError, Voice, load_inventory, load_inventory_meta, synthesize
+from .voices import SynthesisError, Voice, load_inventory, load_inventory_meta, load_voice_centroids, synthesize
 
-__all__ = ["BuildOptions", "Utterance", "plan_corpus", "build_corpus", "SPLITS", "MANIFEST_PREFIX"]
+__all__ = ["BuildOptions", "Utterance", "plan_corpus", "build_corpus", "keep_train_far", "nearest_training_voice",
+           "SPLITS", "MANIFEST_PREFIX"]
 
 SPLITS = ("train", "dev", "test")
 MANIFEST_PREFIX = "dsatok"
@@ -61,6 +67,9 @@ class BuildOptions:
     # ASR's WER on them is at most clip_max_wer (0: no check); build_corpus needs an asr_factory then
     clip_max_wer: float = 0.5
     clip_check_engines: tuple[str, ...] = ("kokoro", "hibari")
+    # a training voice whose speaker centroid (the inventory's meta.centroids) is at least this
+    # similar to a test voice's is left out, so no training voice is near a test voice (0: off)
+    far_test: float = 0.75
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +89,14 @@ def _engine_family(v: Voice) -> str:
 
 
 def split_speakers(voices: list[Voice], n_test: int, n_dev: int, seed: int,
-                   eligible: set[str] | None = None) -> dict[str, list[Voice]]:
+                   eligible: set[str] | None = None, centroids: Mapping[str, Sequence[float]] | None = None,
+                   far: float = 0.0) -> dict[str, list[Voice]]:
     """Speaker-disjoint split; test and dev draw from every engine family in turn.
 
     ``eligible``: ids of voices that may be test / dev speakers (default: all); the others train.
+    With ``centroids`` and ``far > 0``, each family offers its most isolated voices first (fewest
+    other voices at cosine similarity ``>= far``; ties in seeded order), so that keeping training
+    voices far from the test voices (:func:`keep_train_far`) moves as few of them as it can.
     """
     if n_test + n_dev >= len(voices):
         raise ValueError(f"{len(voices)} voices cannot give {n_test} test + {n_dev} dev speakers and a train set")
@@ -99,6 +112,12 @@ def split_speakers(voices: list[Voice], n_test: int, n_dev: int, seed: int,
             rest.append(v)
     for f in fams.values():
         rng.shuffle(f)
+    if centroids and far > 0:
+        known = [v.id for v in voices if v.id in centroids]
+        m = np.stack([_unit(centroids[i]) for i in known]) if known else np.zeros((0, 1))
+        crowd = {i: int((m @ m[k] >= far).sum()) - 1 for k, i in enumerate(known)}
+        for f in fams.values():  # pop() takes from the end: isolated voices last, the sort is stable
+            f.sort(key=lambda v: -crowd.get(v.id, 0))
     order: list[Voice] = []
     names = sorted(fams)
     rng.shuffle(names)
@@ -113,6 +132,56 @@ def split_speakers(voices: list[Voice], n_test: int, n_dev: int, seed: int,
     }
 
 
+def _unit(c) -> np.ndarray:
+    v = np.asarray(c, dtype=np.float64)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def keep_train_far(by_split: dict[str, list[Voice]], centroids: Mapping[str, Sequence[float]],
+                   far: float) -> tuple[dict[str, list[Voice]], dict[str, dict]]:
+    """Leave out every training voice whose centroid's cosine similarity to a test voice's is
+    ``>= far`` (voices without a centroid stay). Returns the new split and ``{left-out id: {"near":
+    test id, "similarity": s}}``; the left-out voices are in no split, so the planned hours go to
+    the others."""
+    tests = [(v.id, _unit(centroids[v.id])) for v in by_split["test"] if v.id in centroids]
+    out: dict[str, dict] = {}
+    train: list[Voice] = []
+    for v in by_split["train"]:
+        if v.id in centroids and tests:
+            c = _unit(centroids[v.id])
+            sim, near = max((float(c @ t), tid) for tid, t in tests)
+            if sim >= far:
+                out[v.id] = {"near": near, "similarity": round(sim, 4)}
+                continue
+        train.append(v)
+    return {"test": by_split["test"], "dev": by_split["dev"], "train": train}, out
+
+
+def nearest_training_voice(speakers: Mapping[str, Sequence[str]],
+                           centroids: Mapping[str, Sequence[float]]) -> dict[str, dict]:
+    """``{test voice: {"voice": nearest training voice, "similarity": cosine}}`` over the voices
+    with a centroid (a test voice without one, or no training centroid: absent)."""
+    train = [(v, _unit(centroids[v])) for v in speakers.get("train", ()) if v in centroids]
+    out: dict[str, dict] = {}
+    for v in speakers.get("test", ()):
+        if v in centroids and train:
+            c = _unit(centroids[v])
+            sim, near = max((float(c @ t), tid) for tid, t in train)
+            out[v] = {"voice": near, "similarity": round(sim, 4)}
+    return out
+
+
+def _left_out(voices: list[Voice], utts: list[Utterance], centroids: Mapping[str, Sequence[float]],
+              far: float) -> dict[str, dict]:
+    """The inventory voices the plan left out for being near a test voice (:func:`keep_train_far`)."""
+    planned = {u.speaker for u in utts}
+    test = [v for v in voices if v.id in {u.speaker for u in utts if u.split == "test"}]
+    left = [v for v in voices if v.id not in planned]
+    if not left or far <= 0:
+        return {}
+    return keep_train_far({"test": test, "dev": [], "train": left}, centroids, far)[1]
+
+
 def split_sentences(sentences: list[str], opts: BuildOptions) -> dict[str, list[str]]:
     """Sentence-disjoint pools per split, shuffled by the seed."""
     s = sorted(sentences)
@@ -123,18 +192,26 @@ def split_sentences(sentences: list[str], opts: BuildOptions) -> dict[str, list[
 
 
 def plan_corpus(voices: list[Voice], sentences: list[str], opts: BuildOptions,
-                voice_wer: dict[str, float] | None = None) -> tuple[list[Utterance], list[dict]]:
+                voice_wer: dict[str, float] | None = None,
+                centroids: Mapping[str, Sequence[float]] | None = None) -> tuple[list[Utterance], list[dict]]:
     """Deterministic plan: the utterances of every split and the recombination pairs.
 
     Hours are shared between splits in proportion to their speakers; each speaker reads
     sentences of its split's pool in a seeded order (cycling only when the pool runs out).
+    With ``centroids`` and ``opts.far_test > 0``, training voices near a test voice are left out
+    (:func:`keep_train_far`).
     """
     eligible = None
     if voice_wer and opts.eval_max_wer > 0:
         eligible = {v.id for v in voices if voice_wer.get(v.id, 1.0) <= opts.eval_max_wer}
-    by_split = split_speakers(voices, opts.test_speakers, opts.dev_speakers, opts.seed, eligible)
+    by_split = split_speakers(voices, opts.test_speakers, opts.dev_speakers, opts.seed, eligible,
+                              centroids, opts.far_test)
+    if centroids and opts.far_test > 0:
+        by_split, _ = keep_train_far(by_split, centroids, opts.far_test)
+        if not by_split["train"]:
+            raise ValueError(f"far_test={opts.far_test}: every training voice is near a test voice")
+    n_voices = sum(len(v) for v in by_split.values())
     pools = split_sentences(sentences, opts)
-    n_voices = len(voices)
     budget_s = opts.hours * 3600.0
     utts: list[Utterance] = []
     for split in SPLITS:
@@ -250,6 +327,7 @@ def build_corpus(
     voices: list[Voice] | None = None,
     sentences: list[str] | None = None,
     voice_wer: dict[str, float] | None = None,
+    centroids: Mapping[str, Sequence[float]] | None = None,
     progress: bool = True,
     log=print,
     asr_factory=None,
@@ -268,6 +346,8 @@ def build_corpus(
         voices = load_inventory()
         if voice_wer is None:
             voice_wer = load_inventory_meta().get("asr_wer")
+        if centroids is None:
+            centroids = load_voice_centroids()
     voices = list(voices)
     if opts.engines:
         voices = [v for v in voices if v.engine in opts.engines or _engine_family(v) in opts.engines]
@@ -279,7 +359,7 @@ def build_corpus(
     sentences = sentences if sentences is not None else load_sentences()
     if not sentences:
         raise ValueError("no sentences: install Debian's 'fortunes' package (scripts/setup.sh)")
-    utts, pairs = plan_corpus(voices, sentences, opts, voice_wer)
+    utts, pairs = plan_corpus(voices, sentences, opts, voice_wer, centroids)
     vmap = {v.id: v for v in voices}
 
     checked = {v.id for v in voices if opts.clip_max_wer > 0
@@ -349,6 +429,9 @@ def build_corpus(
         "sentence_pool": len(sentences),
         "sentences_used": len(used_sent),
         "speakers": {s: sorted({u.speaker for u in ok if u.split == s}) for s in SPLITS},
+        "test_nearest_train": nearest_training_voice({s: {u.speaker for u in ok if u.split == s} for s in SPLITS},
+                                                     centroids or {}),
+        "left_out_near_test": _left_out(voices, utts, centroids or {}, opts.far_test),
         "counts": counts,
         "recomb_pairs": len(good_pairs),
         "failed": len(failed),

@@ -28,6 +28,9 @@ __all__ = [
     "SynthesisError",
     "candidate_voices",
     "load_inventory",
+    "load_voice_centroids",
+    "encode_centroid",
+    "decode_centroid",
     "save_inventory",
     "synthesize",
     "engines_available",
@@ -134,9 +137,11 @@ def _inventory_data(path: str | Path | None) -> dict:
     if len(parts) == 1:
         return parts[0]
     wer: dict[str, float] = {}
+    cents: dict[str, str] = {}
     for p in parts:
         wer.update(p.get("meta", {}).get("asr_wer") or {})
-    return {"meta": {"merged": list(BUNDLED_INVENTORIES[name]), "asr_wer": wer},
+        cents.update(p.get("meta", {}).get("centroids") or {})
+    return {"meta": {"merged": list(BUNDLED_INVENTORIES[name]), "asr_wer": wer, "centroids": cents},
             "voices": [v for p in parts for v in p["voices"]]}
 
 
@@ -149,6 +154,43 @@ def load_inventory(path: str | Path | None = None) -> list[Voice]:
 def load_inventory_meta(path: str | Path | None = None) -> dict:
     """The ``meta`` block of a voice inventory (selection settings, per-voice ASR WER)."""
     return dict(_inventory_data(path).get("meta", {}))
+
+
+def encode_centroid(c) -> str:
+    """A speaker centroid ``[D]`` as an inventory stores it: unit-normalised, float16, little-endian, base64."""
+    import base64
+
+    import numpy as np
+
+    v = np.asarray(c, dtype=np.float64)
+    v = v / max(float(np.linalg.norm(v)), 1e-12)
+    return base64.b64encode(v.astype("<f2").tobytes()).decode("ascii")
+
+
+def decode_centroid(s: str):
+    """:func:`encode_centroid`'s string back to a float32 array ``[D]``."""
+    import base64
+    import binascii
+
+    import numpy as np
+
+    try:
+        return np.frombuffer(base64.b64decode(s, validate=True), dtype="<f2").astype(np.float32)
+    except (binascii.Error, ValueError, TypeError) as e:
+        raise ValueError(f"not a stored centroid ({e})") from None
+
+
+def load_voice_centroids(path: str | Path | None = None) -> dict:
+    """Per-voice speaker centroids of an inventory (``meta.centroids``, written by ``dsatok corpus
+    centroids`` or ``dsatok corpus voices``): ``{voice id: unit-norm float32 array [D]}`` of
+    resemblyzer embeddings; voices without one are absent."""
+    out = {}
+    for k, v in (load_inventory_meta(path).get("centroids") or {}).items():
+        try:
+            out[k] = decode_centroid(v)
+        except ValueError as e:
+            raise ValueError(f"{path or 'the bundled inventory'}: centroid of {k}: {e}") from None
+    return out
 
 
 def save_inventory(voices: list[Voice], path: str | Path, meta: dict | None = None) -> None:
