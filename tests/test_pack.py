@@ -249,6 +249,35 @@ def test_prior_preset_trains_on_a_warm_dit_and_logs_each_streams_effect(flac_pac
     assert (outs[""] == outs["--prior-only"]).all() and not (outs[""] == outs["--no-prior-only"]).all()
 
 
+def test_prior_only_fine_tune_adds_voice_attention_and_leaves_the_dit(flac_pack, tmp_path):
+    """flow_weight=0 from an exported renderer-prior decoder: the export loads into a decoder whose
+    prior has voice attention (fresh layers), the prior and its attention train, the DiT does not."""
+    from safetensors.torch import load_file
+
+    from dsatok.config import ConfigError
+    from dsatok.train import acoustic as stage2
+
+    ov = [f"train.data.pack={flac_pack}", "train.data.max_frames=2500", "train.data.max_duration=10",
+          "speaker_loss=false", "decoder.dim=32", "decoder.blocks=2", "decoder.heads=2", "decoder.sem_codebook_size=1000",
+          "decoder.sem_levels=[8,5,5,5]", "decoder.prior_dim=32", "decoder.prior_mel_blocks=2", "train.max_steps=2",
+          "train.eval_every=2", "train.eval_batches=1", "train.ema_decay=0"]
+    stage2.run("", preset="prior_render", overrides=ov + [f"train.run_dir={tmp_path / 'a'}"], progress=False)
+    src = tmp_path / "a" / "final"
+    ft = ov + [f"init_from={src}", 'init_parts=["acoustic","decoder"]', "freeze_acoustic=true", "flow_weight=0",
+               "decoder.prior_voice_attn=2", "train.optim.lr=1e-2", "train.optim.warmup_steps=0"]
+    stage2.run("", preset="prior_render", overrides=ft + [f"train.run_dir={tmp_path / 'b'}"], progress=False)
+    a, b = (load_file(str(d / "decoder" / "model.safetensors")) for d in (src, tmp_path / "b" / "final"))
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("blocks.", "in_proj.", "out.", "time.")))
+    assert not torch.equal(a["prior.net.out.weight"], b["prior.net.out.weight"])
+    assert any(k.startswith("prior.attn.") and b[k].abs().sum() > 0 for k in b if k.endswith("out.weight"))
+    rows = [json.loads(x) for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert all("flow" not in r and r["prior"] > 0 for r in rows if "lr" in r)  # no flow loss in training
+    assert any("flow" in str(r.get("dev", "")) or "loss" in r.get("dev", {}) for r in rows)  # dev still measures it
+    with pytest.raises(ConfigError, match="flow_weight"):
+        stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "prior_render", "", None,
+                                 ft + ["flow_weight=-1"])
+
+
 def test_crops_cut_long_items_on_token_boundaries_with_their_tokens():
     from dsatok.data.batches import AudioBatch
     from dsatok.train.acoustic import AcousticStageConfig, crop_batch

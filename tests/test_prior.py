@@ -83,14 +83,15 @@ def _train_toy(cfg: DecoderConfig, steps: int):
     return dec.eval(), table, voice_map, first, last
 
 
-@pytest.mark.parametrize("kind", ["convnext", "renderer"])
+@pytest.mark.parametrize("kind", ["convnext", "renderer", "renderer+attn"])
 def test_output_depends_on_each_stream_after_training(kind):
     """A tiny prior decoder trained for a few hundred steps on a toy task: changing only the semantic
     tokens, or only the acoustic ones, changes the decoded mel, and the prior follows the tokens.
     (The same toy with start="noise" and no prior left the semantic path nearly dead: a relative
     change of 0.019 against 0.33 here, which is why the shipped preset starts from the prior.)"""
     torch.set_num_threads(1)
-    dec, table, voice_map, first, last = _train_toy(dataclasses.replace(DEC, prior_kind=kind), 250)
+    cfg = dataclasses.replace(DEC, prior_kind=kind.removesuffix("+attn"), prior_voice_attn=int(kind.endswith("+attn")))
+    dec, table, voice_map, first, last = _train_toy(cfg, 250)
     assert last < 0.6 * first
     g = torch.Generator().manual_seed(1)
     sem, ac_q, x1 = _toy_batch(g, 4, table, voice_map)
@@ -228,3 +229,40 @@ def test_renderer_prior_takes_given_voice_statistics():
     assert not torch.allclose(other.mu, pred.mu)
     with pytest.raises(ValueError, match="voice statistics"):
         prior(idx, 28, None)
+
+
+def test_voice_attention_config_start_and_older_weights():
+    """The prior's voice attention: only on a renderer prior; a decoder saved without it loads into one
+    with it (fresh layers) and computes the same mu, since the layers start silent; after a few
+    steps on the toy task the layers are used (mu moves when they are zeroed again)."""
+    from dsatok.models.flow_decoder import with_fresh_voice_attention
+
+    with pytest.raises(ConfigError, match="prior_voice_attn"):
+        dataclasses.replace(DEC, prior_voice_attn=1)  # convnext prior
+    with pytest.raises(ConfigError, match="prior_voice_attn"):
+        dataclasses.replace(DEC, prior_kind="renderer", prior_voice_attn=2)  # more layers than blocks
+    torch.manual_seed(0)
+    old = FlowDecoder(dataclasses.replace(DEC, prior_kind="renderer", prior_dim=16, prior_mel_blocks=2)).eval()
+    new = FlowDecoder(dataclasses.replace(old.cfg, prior_voice_attn=2)).eval()
+    sd = with_fresh_voice_attention(new, old.state_dict())
+    new.load_state_dict(sd, strict=True)
+    assert with_fresh_voice_attention(new, sd) is sd  # complete already: unchanged
+    g = torch.Generator().manual_seed(0)
+    sem, ac_q = torch.randint(0, 64, (2, 10), generator=g), torch.randn(2, 20, 16, generator=g)
+    lens, ac_lens = torch.tensor([40, 33]), torch.tensor([20, 17])
+    with torch.no_grad():
+        a = old.prepare(sem, lens, 40, ac_q, ac_lens).mu
+        b = new.prepare(sem, lens, 40, ac_q, ac_lens).mu
+    assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="Missing"):  # an older decoder file does not load as-is
+        new.load_state_dict(old.state_dict(), strict=True)
+
+    cfg = dataclasses.replace(DEC, prior_kind="renderer", prior_voice_attn=1)
+    dec, *_ = _train_toy(cfg, 60)
+    with torch.no_grad():
+        mu = dec.prepare(sem, lens, 40, ac_q, ac_lens).mu
+        for layer in dec.prior.attn:
+            layer.att.out.weight.zero_()
+            layer.att.out.bias.zero_()
+        silent = dec.prepare(sem, lens, 40, ac_q, ac_lens).mu
+    assert float((mu - silent).abs().mean()) > 1e-3

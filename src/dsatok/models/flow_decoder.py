@@ -35,7 +35,8 @@ from ..options import DecodeOptions
 from .io import load_model_config, load_weights, save_model
 from .prior import PriorOutput, RendererPrior, SemanticPrior
 
-__all__ = ["DecoderConfig", "FlowDecoder", "DecoderContext", "sample", "prior_mel", "sway_schedule"]
+__all__ = ["DecoderConfig", "FlowDecoder", "DecoderContext", "sample", "prior_mel", "sway_schedule",
+           "with_fresh_voice_attention"]
 
 KIND = "dsatok-flow-decoder"
 
@@ -74,6 +75,11 @@ class DecoderConfig:
     prior_dim: int = 256
     prior_token_blocks: int = 4
     prior_mel_blocks: int = 2
+    #: renderer prior only: cross-attention layers from the prior to the acoustic context (the voice
+    #: read frame by frame, by content; 0 = the global voice statistics alone)
+    prior_voice_attn: int = 0
+    #: rotary positions on that attention (the context read as a time-aligned reference)
+    prior_voice_attn_positions: bool = False
     #: where the flow starts: "noise" (N(0, I)) or "prior" (mu + start_sigma * N(0, I))
     start: str = "noise"
     start_sigma: float = 1.0
@@ -92,6 +98,13 @@ class DecoderConfig:
                               f"{self.sem_codebook_size}, got {list(self.sem_levels)}")
         if self.prior_kind not in ("convnext", "renderer"):
             raise ConfigError(f"decoder.prior_kind must be 'convnext' or 'renderer', got '{self.prior_kind}'")
+        if self.prior_voice_attn and (self.prior_kind != "renderer" or not self.prior):
+            raise ConfigError("decoder.prior_voice_attn needs decoder.prior=true and prior_kind='renderer'")
+        if self.prior_voice_attn_positions and not self.prior_voice_attn:
+            raise ConfigError("decoder.prior_voice_attn_positions needs decoder.prior_voice_attn > 0")
+        if not 0 <= self.prior_voice_attn <= self.prior_mel_blocks:
+            raise ConfigError(f"decoder.prior_voice_attn must be in [0, prior_mel_blocks={self.prior_mel_blocks}], "
+                              f"got {self.prior_voice_attn}")
         if self.start not in ("noise", "prior"):
             raise ConfigError(f"decoder.start must be 'noise' or 'prior', got '{self.start}'")
         if self.start == "prior" and not self.prior:
@@ -156,7 +169,8 @@ class FlowDecoder(nn.Module):
             if cfg.prior_kind == "renderer":
                 up = max(1, round(cfg.mel.sample_rate / cfg.mel.hop_length / cfg.sem_frame_rate))
                 self.prior: SemanticPrior | RendererPrior = RendererPrior(
-                    cfg.sem_levels, cfg.prior_dim, cfg.prior_mel_blocks, cfg.ac_dec_dims[-1], n, up)
+                    cfg.sem_levels, cfg.prior_dim, cfg.prior_mel_blocks, cfg.ac_dec_dims[-1], n, up,
+                    voice_attn=cfg.prior_voice_attn, voice_attn_positions=cfg.prior_voice_attn_positions)
             else:
                 self.prior = SemanticPrior(cfg.sem_levels, cfg.prior_dim, cfg.prior_token_blocks,
                                            cfg.prior_mel_blocks, cfg.ac_dec_dims[-1], n)
@@ -200,13 +214,15 @@ class FlowDecoder(nn.Module):
         return x * self.cfg.mel_std + self.cfg.mel_mean
 
     # ------------------------------------------------------------------ conditioning
-    def semantic_features(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor | None = None
+    def semantic_features(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor | None = None,
+                          ctx: torch.Tensor | None = None, ctx_mask: torch.Tensor | None = None
                           ) -> tuple[torch.Tensor, PriorOutput | None]:
         """``z_s [B, T_s] -> (adapter output [B, T_mel, D], the prior's output | None)``.
 
         Without a prior: embedding, linear interpolation, CNN adapter. With one: the prior's
         ``(h, mu, ...)`` from the tokens and ``voice [B, D_v]`` (zeros: no voice), then the adapter
-        on ``[h; mu]``.
+        on ``[h; mu]``. A renderer prior with voice attention also reads the acoustic context
+        ``ctx [B, T_ctx, D_v]`` where ``ctx_mask [B, T_ctx]`` allows.
         """
         if not self.cfg.prior:
             e = self.sem_embed(sem_idx).transpose(1, 2)
@@ -214,7 +230,10 @@ class FlowDecoder(nn.Module):
             return self.adapter(e).transpose(1, 2), None
         if voice is None:
             voice = torch.zeros(sem_idx.shape[0], self.cfg.ac_dec_dims[-1], device=sem_idx.device)
-        out = self.prior(sem_idx, t_mel, voice)
+        if isinstance(self.prior, RendererPrior):
+            out = self.prior(sem_idx, t_mel, voice, ctx=ctx, ctx_mask=ctx_mask)
+        else:
+            out = self.prior(sem_idx, t_mel, voice)
         return self.adapter(torch.cat([out.h.transpose(1, 2), out.mu], dim=1)).transpose(1, 2), out
 
     @staticmethod
@@ -243,13 +262,14 @@ class FlowDecoder(nn.Module):
         """Build the time-independent context. ``drop_sem`` / ``drop_ac [B]`` bool: CFG drop-out.
 
         The prior's voice is the pooled acoustic context over the frames the decoder may attend to
-        (the visible ones in recombination; none where the acoustic stream is dropped).
+        (the visible ones in recombination; none where the acoustic stream is dropped); its voice
+        attention, if any, reads the same frames.
         """
         ctx, ctx_mask = self.acoustic_context(ac_q, ac_lens, visible)
         if drop_ac is not None:
             ctx_mask = ctx_mask & ~drop_ac[:, None]
         voice = self.voice_vector(ctx, ctx_mask) if self.cfg.prior else None
-        sem, pr = self.semantic_features(sem_idx, t_mel, voice)
+        sem, pr = self.semantic_features(sem_idx, t_mel, voice, ctx, ctx_mask)
         if not self.cfg.use_semantic:
             sem = torch.zeros_like(sem)
         elif drop_sem is not None:
@@ -316,6 +336,18 @@ class FlowDecoder(nn.Module):
     def from_pretrained(cls, model_dir: str | Path) -> "FlowDecoder":
         cfg, _ = load_model_config(DecoderConfig, model_dir, KIND)
         return load_weights(cls(cfg), model_dir).requires_grad_(False)
+
+
+def with_fresh_voice_attention(decoder: FlowDecoder, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (a decoder's weights) completed with ``decoder``'s own voice-attention layers when
+    ``state`` has none of them: a decoder trained before its prior read the acoustic context frame by
+    frame starts a fine-tune with them. The layers' outputs start at zero, so the completed decoder
+    computes what the old one did. Any other difference is left for a strict load to report."""
+    own = decoder.state_dict()
+    fresh = {k for k in own if k.startswith("prior.attn.")}
+    if not fresh or fresh & state.keys():
+        return state
+    return {**state, **{k: own[k] for k in fresh}}
 
 
 def prior_mel(decoder: FlowDecoder, ctx: DecoderContext) -> torch.Tensor:

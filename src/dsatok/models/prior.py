@@ -15,7 +15,11 @@ head (:class:`~dsatok.nn.render.MelRenderer`, FiLM residual conv blocks at the m
 same code values, its voice statistics (per-bin mel mean and std) *predicted* from the pooled
 acoustic context instead of read from the target. Its weights can start from a stage-1 run's
 render head (:func:`load_render_head`), so the decoder starts with a prior that already renders
-words from these exact tokens.
+words from these exact tokens. With ``voice_attn`` > 0 it also reads the acoustic context frame by
+frame (:class:`VoiceAttention`): each mel frame of the prior attends, by content and without
+positions, to the reference's acoustic frames, so the voice can come in as "how this speaker says
+sounds like this one" instead of one global statistic (in-context voice, as a cross-attention
+prompt does in F5-TTS or CosyVoice's flow).
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.attention import Attention, RotaryEmbedding
 from ..nn.conv import ConvNeXtBlock
 from ..nn.render import MelRenderer
 
-__all__ = ["fsq_code_table", "PriorOutput", "SemanticPrior", "RendererPrior", "load_render_head"]
+__all__ = ["fsq_code_table", "PriorOutput", "SemanticPrior", "RendererPrior", "VoiceAttention", "load_render_head"]
 
 
 class PriorOutput(NamedTuple):
@@ -96,17 +101,54 @@ class SemanticPrior(nn.Module):
         return PriorOutput(h, self.out(h).transpose(1, 2), states)
 
 
+class VoiceAttention(nn.Module):
+    """``(h [B, D, T], ctx [B, T_ctx, Dc], ctx_mask [B, T_ctx]) -> [B, D, T]``: a residual cross-attention
+    from the prior's mel-rate features to the acoustic context.
+
+    No positional encoding on either side: a frame finds the reference frames that *sound like*
+    what it has to render, wherever they are, so the same layer serves reconstruction (the
+    utterance's own frames) and recombination (another utterance's). The output projection starts
+    at zero, so a prior trained without it loads and behaves exactly as before. Rows with no
+    attendable frame (acoustic stream dropped) add nothing.
+    """
+
+    def __init__(self, dim: int, ctx_dim: int, heads: int = 4) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.att = Attention(dim, heads, ctx_dim)
+        nn.init.zeros_(self.att.out.weight)
+        nn.init.zeros_(self.att.out.bias)
+
+    def forward(self, h: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+                rope_q: tuple[torch.Tensor, torch.Tensor] | None = None,
+                rope_k: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``rope_q`` / ``rope_k``: rotary positions of the frames and the context (None: none)."""
+        return h + self.att(self.norm(h.transpose(1, 2)), ctx, key_mask=ctx_mask, rope_q=rope_q,
+                            rope_k=rope_k).transpose(1, 2)
+
+
 class RendererPrior(nn.Module):
     """``forward(sem_idx [B, T_s], t_mel, voice [B, D_v]) -> PriorOutput`` (with ``voice`` statistics).
 
     FSQ code values ``[B, T_s, d]`` -> :class:`MelRenderer` (linear map, ``up``-fold repetition,
     ``blocks`` FiLM residual conv blocks, 1x1 conv to ``n_mels``), FiLM-conditioned on voice
     statistics ``[B, 2 * n_mels]`` that a small MLP predicts from the pooled acoustic context.
-    ``states`` are the mel-rate features averaged back to the token rate.
+    ``states`` are the mel-rate features averaged back to the token rate. ``voice_attn`` layers of
+    :class:`VoiceAttention` (over the acoustic context ``[B, T_ctx, voice_dim]``) sit after evenly
+    spaced blocks.
     """
 
-    def __init__(self, levels: Sequence[int], dim: int, blocks: int, voice_dim: int, n_mels: int, up: int) -> None:
+    def __init__(self, levels: Sequence[int], dim: int, blocks: int, voice_dim: int, n_mels: int, up: int,
+                 voice_attn: int = 0, heads: int = 4, voice_attn_positions: bool = False) -> None:
         super().__init__()
+        if not 0 <= voice_attn <= blocks:
+            raise ValueError(f"voice_attn must be in [0, {blocks}] (one per block at most), got {voice_attn}")
+        #: block index -> position in ``attn`` of the layer that follows it
+        self.attn_after = {round((j + 1) * blocks / voice_attn) - 1: j for j in range(voice_attn)} if voice_attn else {}
+        self.attn = nn.ModuleList(VoiceAttention(dim, voice_dim, heads) for _ in range(voice_attn))
+        #: rotary positions on the voice attention: frame t of the prior and frame t of the context
+        #: line up (the context as a time-aligned reference, as the DiT's cross-attention reads it)
+        self.rope = RotaryEmbedding(dim // heads) if voice_attn and voice_attn_positions else None
         self.register_buffer("codes", fsq_code_table(levels), persistent=False)
         self.voice = nn.Sequential(nn.Linear(voice_dim, dim), nn.SiLU(), nn.Linear(dim, 2 * n_mels))
         # start at the normalised mel's unit statistics (mean 0, std 1 per bin), not at random ones
@@ -116,9 +158,12 @@ class RendererPrior(nn.Module):
         self.net = MelRenderer(len(levels), n_mels, dim, blocks, up)
 
     def forward(self, sem_idx: torch.Tensor, t_mel: int, voice: torch.Tensor | None,
-                stats: torch.Tensor | None = None) -> PriorOutput:
+                stats: torch.Tensor | None = None, ctx: torch.Tensor | None = None,
+                ctx_mask: torch.Tensor | None = None) -> PriorOutput:
         """``stats [B, 2 * n_mels]``, when given, replace the statistics predicted from ``voice``
-        (e.g. an utterance's own, to measure what the prediction costs); ``voice`` may then be None."""
+        (e.g. an utterance's own, to measure what the prediction costs); ``voice`` may then be None.
+        ``ctx [B, T_ctx, voice_dim]`` with ``ctx_mask [B, T_ctx]``: the acoustic context the voice
+        attention reads (without it, or without attention layers, the prior uses ``stats`` alone)."""
         if stats is None:
             if voice is None:
                 raise ValueError("RendererPrior needs the pooled acoustic context or voice statistics")
@@ -128,8 +173,15 @@ class RendererPrior(nn.Module):
         if h.shape[2] < t_mel:
             h = F.pad(h, (0, t_mel - h.shape[2]), mode="replicate")
         h = h[:, :, :t_mel]
-        for blk in net.blocks:
+        rq = rk = None
+        if ctx is not None and self.rope is not None:
+            cos, sin = self.rope(torch.arange(max(t_mel, ctx.shape[1]), device=h.device))
+            rq, rk = (cos[:t_mel], sin[:t_mel]), (cos[: ctx.shape[1]], sin[: ctx.shape[1]])
+        for i, blk in enumerate(net.blocks):
             h = blk(h, stats)
+            if ctx is not None and i in self.attn_after:
+                mask = ctx_mask if ctx_mask is not None else torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device)
+                h = self.attn[self.attn_after[i]](h, ctx, mask, rq, rk)
         states = F.avg_pool1d(h, net.up, ceil_mode=True).transpose(1, 2)[:, : sem_idx.shape[1]]
         return PriorOutput(h.transpose(1, 2), net.out(h), states, stats)
 

@@ -21,7 +21,7 @@ from ..audio import lengths_to_mask
 from ..data.batches import AudioBatch
 from ..config import ConfigError
 from ..models.acoustic import AcousticConfig, AcousticTokenizer
-from ..models.flow_decoder import DecoderConfig, FlowDecoder
+from ..models.flow_decoder import DecoderConfig, FlowDecoder, with_fresh_voice_attention
 from ..models.prior import load_render_head
 from ..models.semantic import SemanticTokenizer
 from ..nn.pooling import AttentiveStatsPool
@@ -59,6 +59,9 @@ class AcousticStageConfig:
     init_parts: tuple[str, ...] = ("acoustic", "decoder", "speaker_pool")  # what init_from loads
     # (e.g. ["acoustic", "speaker_pool"]: a new decoder over an exported model's acoustic tokens)
     prior_weight: float = 1.0  # |mu - mel| of the decoder's semantic prior (decoder.prior=true)
+    #: weight of the flow-matching loss; 0 trains the prior alone (the DiT gets no gradient and its
+    #: forward is skipped: a prior-only fine-tune of a decoder that decodes through mu)
+    flow_weight: float = 1.0
     prior_ctc_weight: float = 0.0  # auxiliary character CTC on the prior's token-rate states
     #: L1 of a renderer prior's predicted voice statistics against the target's (decoder.prior_kind=renderer)
     prior_voice_weight: float = 1.0
@@ -77,7 +80,7 @@ class AcousticStageConfig:
         lo, hi = self.tau_range
         if not 0.0 <= lo <= hi <= 1.0:
             raise ConfigError(f"tau_range must satisfy 0 <= low <= high <= 1, got {list(self.tau_range)}")
-        for k in ("spk_weight", "bound_weight", "prior_weight", "prior_ctc_weight", "prior_voice_weight"):
+        for k in ("spk_weight", "bound_weight", "prior_weight", "prior_ctc_weight", "prior_voice_weight", "flow_weight"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"{k} must be >= 0, got {getattr(self, k)}")
         if not (self.crop_seconds == 0 or 0.2 <= self.crop_seconds <= 600):
@@ -343,8 +346,11 @@ class AcousticTask:
                 if mod is model.pool:
                     continue
                 raise ConfigError(f"init_from {d}: missing {part}")
+            sd = load_file(str(f))
+            if mod is model.decoder:  # exported before its prior had voice attention: those layers start fresh
+                sd = with_fresh_voice_attention(model.decoder, sd)
             try:
-                mod.load_state_dict(load_file(str(f)), strict=True)
+                mod.load_state_dict(sd, strict=True)
             except RuntimeError as e:
                 raise ConfigError(f"{f}: does not fit this config ({str(e).splitlines()[0]})") from None
 
@@ -381,13 +387,16 @@ class AcousticTask:
         ctx = m.decoder.prepare(sem_idx, mel_lens, t, ac_q, ac_lens, visible=visible, drop_sem=drop_sem,
                                 drop_ac=drop_ac)
         x1 = m.decoder.normalize(mel)
-        x0 = m.decoder.start_noise(ctx, torch.randn_like(x1), detach=True)
-        tt = sample_flow_time(b, c.t_schedule, dev)
-        xt = (1 - tt)[:, None, None] * x0 + tt[:, None, None] * x1
-        v = m.decoder.velocity(xt, tt, ctx)
-        fm = flow_loss(v, x1 - x0, loss_mask)
-        loss = fm
-        logs = {"flow": float(fm.detach()), "recomb": float(recomb)}
+        logs = {"recomb": float(recomb)}
+        loss = x1.new_zeros(())
+        if c.flow_weight > 0 or not train:
+            x0 = m.decoder.start_noise(ctx, torch.randn_like(x1), detach=True)
+            tt = sample_flow_time(b, c.t_schedule, dev)
+            xt = (1 - tt)[:, None, None] * x0 + tt[:, None, None] * x1
+            v = m.decoder.velocity(xt, tt, ctx)
+            fm = flow_loss(v, x1 - x0, loss_mask)
+            loss = c.flow_weight * fm
+            logs["flow"] = float(fm.detach())
         if ctx.mu is not None:
             mk = loss_mask[:, None].to(x1.dtype)
             prior = ((ctx.mu - x1).abs() * mk).sum() / (mk.sum() * x1.shape[1]).clamp_min(1.0)
