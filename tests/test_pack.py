@@ -276,6 +276,9 @@ def test_prior_only_fine_tune_adds_voice_attention_and_leaves_the_dit(flac_pack,
     with pytest.raises(ConfigError, match="flow_weight"):
         stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "prior_render", "", None,
                                  ft + ["flow_weight=-1"])
+    with pytest.raises(ConfigError, match="needs decoder.prior=true"):  # no prior: nothing would train
+        stage2.load_stage_config(stage2.AcousticStageConfig, stage2.ACOUSTIC_PRESETS, "tiny", "", None,
+                                 ov[:8] + ["flow_weight=0"])
 
 
 def test_crops_cut_long_items_on_token_boundaries_with_their_tokens():

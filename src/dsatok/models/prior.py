@@ -16,8 +16,8 @@ same code values, its voice statistics (per-bin mel mean and std) *predicted* fr
 acoustic context instead of read from the target. Its weights can start from a stage-1 run's
 render head (:func:`load_render_head`), so the decoder starts with a prior that already renders
 words from these exact tokens. With ``voice_attn`` > 0 it also reads the acoustic context frame by
-frame (:class:`VoiceAttention`): each mel frame of the prior attends, by content and without
-positions, to the reference's acoustic frames, so the voice can come in as "how this speaker says
+frame (:class:`VoiceAttention`): each mel frame of the prior attends, by content (and, as an
+option, by time), to the reference's acoustic frames, so the voice can come in as "how this speaker says
 sounds like this one" instead of one global statistic (in-context voice, as a cross-attention
 prompt does in F5-TTS or CosyVoice's flow).
 """
@@ -105,9 +105,10 @@ class VoiceAttention(nn.Module):
     """``(h [B, D, T], ctx [B, T_ctx, Dc], ctx_mask [B, T_ctx]) -> [B, D, T]``: a residual cross-attention
     from the prior's mel-rate features to the acoustic context.
 
-    No positional encoding on either side: a frame finds the reference frames that *sound like*
+    Without rotary positions (the default) a frame finds the reference frames that *sound like*
     what it has to render, wherever they are, so the same layer serves reconstruction (the
-    utterance's own frames) and recombination (another utterance's). The output projection starts
+    utterance's own frames) and recombination (another utterance's); with them (``rope_q`` /
+    ``rope_k``) it can also read the reference frame at its own time. The output projection starts
     at zero, so a prior trained without it loads and behaves exactly as before. Rows with no
     attendable frame (acoustic stream dropped) add nothing.
     """

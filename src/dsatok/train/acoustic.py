@@ -85,6 +85,8 @@ class AcousticStageConfig:
                 raise ConfigError(f"{k} must be >= 0, got {getattr(self, k)}")
         if not (self.crop_seconds == 0 or 0.2 <= self.crop_seconds <= 600):
             raise ConfigError(f"crop_seconds must be 0 (off) or in [0.2, 600], got {self.crop_seconds}")
+        if self.flow_weight == 0 and not self.decoder.prior:
+            raise ConfigError("flow_weight=0 trains the decoder's prior alone: it needs decoder.prior=true")
         if self.t_schedule not in T_SCHEDULES:
             raise ConfigError(f"t_schedule must be one of {', '.join(T_SCHEDULES)}, got '{self.t_schedule}'")
         bad = set(self.init_parts) - set(INIT_PARTS)
