@@ -67,11 +67,12 @@ def test_train_help_lists_each_stages_real_presets():
     from dsatok.train.acoustic import ACOUSTIC_PRESETS
     from dsatok.train.dasheng import DASHENG_STAGE_PRESETS
     from dsatok.train.enhance import ENHANCE_STAGE_PRESETS
+    from dsatok.train.refiner import REFINER_STAGE_PRESETS
     from dsatok.train.semantic import SEMANTIC_PRESETS
     from dsatok.train.vocoder import VOCODER_STAGE_PRESETS
 
     tables = {"semantic": SEMANTIC_PRESETS, "vocoder": VOCODER_STAGE_PRESETS, "acoustic": ACOUSTIC_PRESETS,
-              "dasheng": DASHENG_STAGE_PRESETS, "enhance": ENHANCE_STAGE_PRESETS}
+              "dasheng": DASHENG_STAGE_PRESETS, "enhance": ENHANCE_STAGE_PRESETS, "refiner": REFINER_STAGE_PRESETS}
     assert set(PRESETS) == set(STAGES) == set(tables)
     for stage, table in tables.items():
         assert set(PRESETS[stage]) == set(table), stage
@@ -89,7 +90,10 @@ def test_export_finds_the_stage_of_a_run_config(tmp_path):
     from dsatok.train.dasheng import DashengStageConfig
     from dsatok.train.vocoder import VocoderStageConfig
 
-    for name, cfg in (("stage2", AcousticStageConfig()), ("vocoder", VocoderStageConfig()), ("dasheng", DashengStageConfig())):
+    from dsatok.train.refiner import RefinerStageConfig
+
+    for name, cfg in (("stage2", AcousticStageConfig()), ("vocoder", VocoderStageConfig()), ("dasheng", DashengStageConfig()),
+                      ("refiner", RefinerStageConfig())):
         (tmp_path / "c.json").write_text(json.dumps(dataclasses.asdict(cfg)))
         assert _run_stage(tmp_path / "c.json")[0] == name
     (tmp_path / "c.json").write_text(json.dumps({"model": {}, "lm_layers": 2}))

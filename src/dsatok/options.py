@@ -23,6 +23,8 @@ class DecodeOptions:
     content_cfg: float = 0.0  # extra guidance towards the semantic tokens
     #: decode the semantic prior's mel estimate alone (no flow steps; only for decoders with a prior)
     prior_only: bool = False
+    #: with ``prior_only``, pass the prior's mel through the model's mel refiner when it has one
+    refine: bool = True
 
     def __post_init__(self) -> None:
         """Refuse a bad option with one :class:`~dsatok.config.ConfigError` naming it (here, once,
@@ -34,8 +36,9 @@ class DecodeOptions:
             raise _option_error("solver", f"unknown solver {self.solver!r} (choose {' or '.join(SOLVERS)})")
         if self.sway is not None:
             check_number("sway", self.sway, -1.0, SWAY_MAX)
-        if not isinstance(self.prior_only, bool):
-            raise _option_error("prior_only", f"expected true or false, got {self.prior_only!r}")
+        for name in ("prior_only", "refine"):
+            if not isinstance(getattr(self, name), bool):
+                raise _option_error(name, f"expected true or false, got {getattr(self, name)!r}")
 
 
 #: ODE solvers the sampler knows

@@ -29,8 +29,9 @@ from .audio import MIN_DURATION_S, as_waveforms
 from .config import ConfigError
 from .files import atomic_write_json
 from .models.acoustic import AcousticTokenizer
-from .models.flow_decoder import DecoderContext, FlowDecoder
+from .models.flow_decoder import DecoderContext, FlowDecoder, prior_mel
 from .models.io import ModelLoadError, read_model_meta
+from .models.refiner import MelRefiner, ac_at_mel_rate
 from .models.semantic import SemanticTokenizer
 from .models.vocoder import GriffinLim, check_mel_match, griffin_lim_iterations, griffin_lim_spec, load_vocoder
 from .options import DecodeOptions, check_int, check_number
@@ -41,6 +42,18 @@ __all__ = ["DSATokenizer", "DecodeOptions", "default_model_dir", "AudioInput"]
 
 KIND = "dsatok-tokenizer"
 AudioInput = Union[str, Path, np.ndarray, torch.Tensor]
+
+
+def _check_refiner(refiner: MelRefiner, decoder: FlowDecoder, acoustic: AcousticTokenizer) -> None:
+    """A refiner must fit the decoder's prior (mel bins, voice statistics) and the acoustic latent."""
+    c, d = refiner.cfg, decoder.cfg
+    if not (d.prior and d.prior_kind == "renderer"):
+        raise ModelLoadError("refiner: the decoder has no renderer prior whose mel it could refine")
+    if c.n_mels != d.mel.n_mels or c.voice_dim != 2 * d.mel.n_mels:
+        raise ModelLoadError(f"refiner: made for {c.n_mels} mel bins / voice {c.voice_dim}, but the decoder has "
+                             f"{d.mel.n_mels} bins / voice {2 * d.mel.n_mels}")
+    if c.ac_dim and c.ac_dim != acoustic.cfg.latent_dim:
+        raise ModelLoadError(f"refiner: reads a {c.ac_dim}-d acoustic latent, the model's is {acoustic.cfg.latent_dim}-d")
 
 
 def _state_digest(*modules: nn.Module) -> str:
@@ -68,11 +81,16 @@ class DSATokenizer(nn.Module):
     """
 
     def __init__(self, semantic: SemanticTokenizer, acoustic: AcousticTokenizer, decoder: FlowDecoder,
-                 vocoder: nn.Module | None = None, decode_options: DecodeOptions = DecodeOptions()) -> None:
+                 vocoder: nn.Module | None = None, decode_options: DecodeOptions = DecodeOptions(),
+                 refiner: MelRefiner | None = None) -> None:
         super().__init__()
         if semantic.codebook_size != decoder.cfg.sem_codebook_size:
             raise ModelLoadError(f"semantic codebook {semantic.codebook_size} != decoder's {decoder.cfg.sem_codebook_size}")
+        if refiner is not None:
+            _check_refiner(refiner, decoder, acoustic)
         self.semantic, self.acoustic, self.decoder = semantic.eval(), acoustic.eval(), decoder.eval()
+        #: optional GAN post-filter of the prior's mel (:mod:`dsatok.models.refiner`), used by prior-only decodes
+        self.refiner = refiner.eval() if refiner is not None else None
         self.vocoder = (vocoder or GriffinLim(decoder.cfg.mel)).eval()
         check_mel_match(self.vocoder.mel_config, decoder.cfg.mel)
         self.decode_options = decode_options
@@ -127,6 +145,13 @@ class DSATokenizer(nn.Module):
         """Mel frames per semantic token."""
         return int(round(self.decoder.cfg.mel.frame_rate / self.semantic.frame_rate))
 
+    def set_refiner(self, refiner: MelRefiner | None) -> None:
+        """Attach (or with ``None`` remove) a mel refiner, checked against the decoder and acoustic latent."""
+        if refiner is not None:
+            _check_refiner(refiner, self.decoder, self.acoustic)
+            refiner = refiner.eval().requires_grad_(False).to(self.device)
+        self.refiner = refiner
+
     # ------------------------------------------------------------------ persistence
     @classmethod
     def from_pretrained(cls, model_dir: str | Path | None = None, *, device: str | torch.device = "cpu",
@@ -145,13 +170,14 @@ class DSATokenizer(nn.Module):
             raise ModelLoadError(f"{p}: {e}") from None
         own = str(meta.get("vocoder", ""))
         spec = vocoder if vocoder is not None else (own if griffin_lim_iterations(own) is not None else d / "vocoder")
-        return cls.from_parts(d, spec, opts).to(device)
+        return cls.from_parts(d, spec, opts, refiner=bool(meta.get("refiner", False))).to(device)
 
     @classmethod
     def from_parts(cls, stage2_dir: str | Path, vocoder: str | Path | None = "griffinlim",
-                   decode_options: DecodeOptions = DecodeOptions()) -> "DSATokenizer":
+                   decode_options: DecodeOptions = DecodeOptions(), refiner: bool | None = None) -> "DSATokenizer":
         """Assemble a model from a stage-2 export (``semantic/``, ``acoustic/``, ``decoder/``) and a
-        vocoder export directory (or ``"griffinlim"`` / ``"griffinlim:N"`` for N iterations)."""
+        vocoder export directory (or ``"griffinlim"`` / ``"griffinlim:N"`` for N iterations); with
+        ``refiner`` (None: when the directory has one) its ``refiner/`` too."""
         from .config import ConfigError
 
         d = Path(stage2_dir)
@@ -160,8 +186,11 @@ class DSATokenizer(nn.Module):
             voc = load_vocoder(vocoder, dec.cfg.mel)
         except ConfigError as e:
             raise ModelLoadError(str(e)) from None
+        if refiner is None:
+            refiner = (d / "refiner").is_dir()
+        ref = MelRefiner.from_pretrained(d / "refiner") if refiner else None
         return cls(SemanticTokenizer.from_pretrained(d / "semantic"), AcousticTokenizer.from_pretrained(d / "acoustic"),
-                   dec, voc, decode_options)
+                   dec, voc, decode_options, ref)
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         """Write every part; the directory is complete only once ``config.json`` exists."""
@@ -172,12 +201,15 @@ class DSATokenizer(nn.Module):
         self.semantic.save_pretrained(out / "semantic")
         self.acoustic.save_pretrained(out / "acoustic")
         self.decoder.save_pretrained(out / "decoder")
+        if self.refiner is not None:
+            self.refiner.save_pretrained(out / "refiner")
         is_gl = isinstance(self.vocoder, GriffinLim)
         if not is_gl:
             self.vocoder.save_pretrained(out / "vocoder")
         meta = {"kind": KIND, "dsatok_version": __version__,
                 "vocoder": griffin_lim_spec(self.vocoder) if is_gl else "vocos",
-                "decode": to_dict(self.decode_options), "fingerprint": self.fingerprint,
+                "decode": to_dict(self.decode_options), "refiner": self.refiner is not None,
+                "fingerprint": self.fingerprint,
                 "frame_rates": list(self.frame_rates), "codebook_sizes": list(self.codebook_sizes),
                 "bitrate": self.bitrate}
         atomic_write_json(out / "config.json", meta)
@@ -306,12 +338,20 @@ class DSATokenizer(nn.Module):
                                     self.acoustic.embed(ac), torch.tensor([ac.shape[-1]], device=dev), **prepare_kw)
 
     def _mel_window(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions,
-                    gen: torch.Generator) -> torch.Tensor:
-        """``sem [T_s]``, ``ac [L, T_a]`` → log-mel ``[n_mels, t_mel]`` (one :meth:`FlowDecoder.generate`)."""
+                    gen: torch.Generator, aligned: bool = True) -> torch.Tensor:
+        """``sem [T_s]``, ``ac [L, T_a]`` → log-mel ``[n_mels, t_mel]`` (one :meth:`FlowDecoder.generate`;
+        prior-only decodes of a model with a refiner: its refinement of the prior's mel, reading the
+        acoustic latent frame by frame only when it is ``aligned`` with the output, as in reconstruction)."""
         dev = self.device
         ac_q = self.acoustic.embed(ac[None].to(dev))
-        return self.decoder.generate(sem[None].to(dev), ac_q, torch.tensor([ac.shape[-1]], device=dev), t_mel, o,
-                                     gen)[0]
+        ac_lens = torch.tensor([ac.shape[-1]], device=dev)
+        if not (o.prior_only and o.refine and self.refiner is not None):
+            return self.decoder.generate(sem[None].to(dev), ac_q, ac_lens, t_mel, o, gen)[0]
+        ctx = self.decoder.prepare(sem[None].to(dev), torch.tensor([t_mel], device=dev), t_mel, ac_q, ac_lens)
+        ac_mel = (ac_at_mel_rate(ac_q, t_mel, self.acoustic.cfg.stride)
+                  if aligned and self.refiner.cfg.ac_dim else None)
+        mu = self.refiner(ctx.mu, ctx.voice, ac_mel, generator=gen)
+        return prior_mel(self.decoder, dataclasses.replace(ctx, mu=mu))[0]
 
     def _decode_mel(self, sem: torch.Tensor, ac: torch.Tensor, t_mel: int, o: DecodeOptions, gen: torch.Generator,
                     chunk_frames: int, overlap: int, max_voice_frames: int) -> torch.Tensor:
@@ -322,7 +362,7 @@ class DSATokenizer(nn.Module):
         if not aligned:
             ac = ac[:, : max_voice_frames // stride]
         if t_mel <= chunk_frames + overlap:
-            return self._mel_window(sem, ac, t_mel, o, gen)
+            return self._mel_window(sem, ac, t_mel, o, gen, aligned)
         step = chunk_frames // f * f
         ov = overlap // f * f
         out = torch.zeros(self.decoder.cfg.mel.n_mels, t_mel, device=self.device)
@@ -330,7 +370,7 @@ class DSATokenizer(nn.Module):
         for s in range(0, t_mel, step):
             a, b = max(0, s - ov), min(t_mel, s + step + ov)
             a_ac = ac[:, a // stride : -(-b // stride)] if aligned else ac
-            m = self._mel_window(sem[a // f : -(-b // f)], a_ac, b - a, o, gen)
+            m = self._mel_window(sem[a // f : -(-b // f)], a_ac, b - a, o, gen, aligned)
             w = torch.ones(b - a, device=self.device)
             if a > 0:
                 w[: 2 * ov] = torch.linspace(0, 1, 2 * ov + 2, device=self.device)[1:-1][: w[: 2 * ov].shape[0]]

@@ -79,6 +79,9 @@ def add_decode_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
         p.add_argument("--prior-only", action=argparse.BooleanOptionalAction, default=None,
                        help="decode the semantic prior's mel estimate alone, no flow steps (decoders with a prior); "
                        "--no-prior-only runs the flow where the model's default is the prior alone (default: the model's)")
+        p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                       help="prior-only decodes: pass the prior's mel through the model's mel refiner when it has "
+                            "one (default: the model's; --no-refine: the prior's mel as it is)")
 
 
 def add_guidance_args(p: argparse.ArgumentParser, stored: bool = False) -> None:
@@ -154,7 +157,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="assemble a model directory from a stage-2 export and a vocoder, or export "
                                       "one training checkpoint of a vocoder / dasheng run")
     p.add_argument("stage2", help="stage-2 export (RUN/best or RUN/final) or a training checkpoint (RUN/checkpoints/step-N) "
-                                  "of a stage-1, stage-2, vocoder or dasheng run (all but stage 2 are written as they are)")
+                                  "of a stage-1, stage-2, vocoder, dasheng or refiner run (all but stage 2 are written as they are)")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
     p.add_argument("--vocoder", default="griffinlim",
                    help="vocoder export directory, 'griffinlim' or 'griffinlim:N' (N iterations, default 32)")
@@ -166,6 +169,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gl-iterations", type=int, default=None,
                    help="Griffin-Lim iterations of the written vocoder when it uses them (phase 'griffinlim' "
                         "or 'refine'; default: as trained)")
+    p.add_argument("--refiner", default="",
+                   help="mel refiner to package (dsatok train refiner: RUN/final or RUN/best); 'none' drops the "
+                        "source model's refiner (default: keep it)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("enhance", help="denoise speech files with a latent enhancer (dsatok train enhance)")
@@ -285,7 +291,7 @@ def guidance_kw(a: argparse.Namespace) -> dict:
 
 def _decode_kw(a: argparse.Namespace) -> dict:
     return {"steps": a.steps, **guidance_kw(a), "seed": a.seed,
-            **({"prior_only": a.prior_only} if getattr(a, "prior_only", None) is not None else {})}
+            **{k: getattr(a, k) for k in ("prior_only", "refine") if getattr(a, k, None) is not None}}
 
 
 def expand(inputs: Iterable[str], exts: tuple[str, ...], out_ext: str = "") -> list[tuple[Path, str]]:
@@ -474,11 +480,13 @@ def _run_stage(run_cfg: Path):
     from ..train.acoustic import AcousticStageConfig, AcousticTask
     from ..train.config import load_config
     from ..train.dasheng import DashengStageConfig, DashengTask
+    from ..train.refiner import RefinerStageConfig, RefinerTask
     from ..train.semantic import SemanticStageConfig, SemanticTask
     from ..train.vocoder import VocoderStageConfig, VocoderTask
 
     stages = (("stage2", AcousticStageConfig, AcousticTask), ("vocoder", VocoderStageConfig, VocoderTask),
-              ("dasheng", DashengStageConfig, DashengTask), ("stage1", SemanticStageConfig, SemanticTask))
+              ("dasheng", DashengStageConfig, DashengTask), ("stage1", SemanticStageConfig, SemanticTask),
+              ("refiner", RefinerStageConfig, RefinerTask))
     try:
         data = json.loads(run_cfg.read_text())
     except (OSError, ValueError) as e:
@@ -488,13 +496,22 @@ def _run_stage(run_cfg: Path):
     hits = [(name, cls, task) for name, cls, task in stages
             if keys & (fields[name] - set().union(*(v for k, v in fields.items() if k != name)))]
     if len(hits) != 1:
-        raise ConfigError(f"{run_cfg}: not the config of a stage-1, stage-2, vocoder or dasheng run")
+        raise ConfigError(f"{run_cfg}: not the config of a stage-1, stage-2, vocoder, dasheng or refiner run")
     name, cls, task = hits[0]
     return name, load_config(cls, run_cfg), task
 
 
+def _json_or_empty(p: Path) -> dict:
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from ..config import ConfigError
+    from ..models.refiner import MelRefiner
     from ..models.vocoder import gl_iterations_config, with_gl_iterations
     from ..tokenizer import DecodeOptions, DSATokenizer
 
@@ -537,7 +554,10 @@ def cmd_export(a: argparse.Namespace) -> int:
         if stage2.is_dir() and not (stage2 / "semantic").is_dir():
             raise ConfigError(f"{stage2}: no semantic/ (a run trained from a pack); export one of its checkpoints "
                               f"with --semantic DIR")
-        m = DSATokenizer.from_parts(stage2, a.vocoder, opts)
+        meta = _json_or_empty(stage2 / "config.json")  # a model directory: its own word on its refiner
+        m = DSATokenizer.from_parts(stage2, a.vocoder, opts, refiner=meta.get("refiner") if "refiner" in meta else None)
+    if a.refiner:
+        m.set_refiner(None if a.refiner == "none" else MelRefiner.from_pretrained(a.refiner))
     if a.gl_iterations is not None:
         try:
             m.vocoder = with_gl_iterations(m.vocoder, a.gl_iterations)

@@ -441,7 +441,9 @@ def _table(a: argparse.Namespace) -> int:
     o = model.decode_options
     rep["settings"] = {"model": str(a.model or default_model_dir()), "fingerprint": model.fingerprint,
                        "corpus": str(listed or a.corpus), "split": split, "steps": a.steps or o.steps, **_guidance(a, o),
-                       "solver": o.solver, "sway": o.sway, "seed": a.seed, "prior_only": bool(o.prior_only if a.prior_only is None else a.prior_only), "vocoder": type(model.vocoder).__name__,
+                       "solver": o.solver, "sway": o.sway, "seed": a.seed, "prior_only": bool(o.prior_only if a.prior_only is None else a.prior_only),
+                       "refiner": model.refiner is not None and bool(o.refine if a.refine is None else a.refine),
+                       "vocoder": type(model.vocoder).__name__,
                        "bitrate_bps": round(model.bitrate, 1), "evaluators": ev.names(), "limit": a.limit}
     title = "Reconstruction" if a.kind == "recon" else "Recombination"
     title = f"{title} ({listed or a.corpus} {split}, steps {rep['settings']['steps']}, cfg {rep['settings']['cfg']})"

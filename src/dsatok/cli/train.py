@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-STAGES = ("semantic", "vocoder", "acoustic", "dasheng", "enhance")
+STAGES = ("semantic", "vocoder", "acoustic", "dasheng", "enhance", "refiner")
 # each stage's presets, for --help without importing torch (tests check them against the stages' tables)
 PRESETS = {"semantic": ("tiny", "whisper", "paper"), "vocoder": ("tiny", "base"), "acoustic": ("tiny", "paper", "prior", "prior_render"),
-           "dasheng": ("dsa", "tiny", "base"), "enhance": ("tiny", "base")}
+           "dasheng": ("dsa", "tiny", "base"), "enhance": ("tiny", "base"),
+           "refiner": ("tiny", "aligned")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a stage (semantic, vocoder, acoustic, dasheng, enhance)")
+    p = sub.add_parser("train", help="train a stage (semantic, vocoder, acoustic, dasheng, enhance, refiner)")
     ps = p.add_subparsers(dest="stage", metavar="STAGE")
     ps.required = True
     for stage in STAGES:
@@ -32,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             s.add_argument("--dasheng-path", default="", help="backend vit: local directory of Dasheng weights")
         if stage == "enhance":
             s.add_argument("--tokenizer", default="", help="trained DashengTokenizer directory (frozen)")
+        if stage == "refiner":
+            s.add_argument("--tokenizer", default="", help="DSA-Tokenizer directory (frozen; default: the bundled one)")
         if stage == "acoustic":
             s.add_argument("--semantic", default="", help="exported semantic tokenizer directory (stage 1)")
             s.add_argument("--no-speaker-loss", action="store_true", help="ablation: no speaker-consistency loss")
@@ -71,6 +74,8 @@ def _run(a: argparse.Namespace) -> int:
         out = mod.run(a.corpus, a.preset, a.tokenizer or None, a.config, ov, progress=not a.quiet)
         print(json.dumps(out, default=str))
         return 0
+    if a.stage == "refiner" and a.tokenizer:
+        ov.append(f"tokenizer={a.tokenizer}")
     out = mod.run(a.corpus, a.preset, a.config, ov, progress=not a.quiet, **kw)
     print(json.dumps(out, default=str))
     return 0
