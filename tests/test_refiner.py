@@ -166,6 +166,7 @@ def test_train_export_and_package_from_the_cli(tiny_corpus, tmp_path):
                  "--prior-only", "--vocoder", "griffinlim:4"]) == 0
     m = DSATokenizer.from_pretrained(tmp_path / "m")
     assert m.refiner is not None and m.decode_options.prior_only
+    assert m.info()["refiner"] and m.info()["parameters"]["refiner"] == sum(p.numel() for p in m.refiner.parameters())
     (y,) = m.reconstruct(_wav(0.8, 3))
     assert torch.isfinite(y).all()
     assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "m2"), "--refiner", "none",

@@ -465,6 +465,8 @@ class DSATokenizer(nn.Module):
                 "acoustic_layers": self.acoustic_layers, "bitrate_bps": round(self.bitrate, 1),
                 "semantic_backend": self.semantic.cfg.backend,
                 "vocoder": type(self.vocoder).__name__,
+                "refiner": self.refiner is not None,
                 "parameters": {"semantic": n(self.semantic), "acoustic": n(self.acoustic), "decoder": n(self.decoder),
-                               "vocoder": n(self.vocoder)},
+                               "vocoder": n(self.vocoder),
+                               **({"refiner": n(self.refiner)} if self.refiner is not None else {})},
                 "decode": dataclasses.asdict(self.decode_options)}
