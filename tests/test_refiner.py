@@ -167,6 +167,9 @@ def test_train_export_and_package_from_the_cli(tiny_corpus, tmp_path):
     m = DSATokenizer.from_pretrained(tmp_path / "m")
     assert m.refiner is not None and m.decode_options.prior_only
     assert m.info()["refiner"] and m.info()["parameters"]["refiner"] == sum(p.numel() for p in m.refiner.parameters())
+    from dsatok.cli.codec import describe_model_dir
+
+    assert describe_model_dir(tmp_path / "m") == json.loads(json.dumps(m.info()))  # dsatok info reads configs only
     (y,) = m.reconstruct(_wav(0.8, 3))
     assert torch.isfinite(y).all()
     assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "m2"), "--refiner", "none",

@@ -606,7 +606,8 @@ def describe_model_dir(model_dir: str | Path) -> dict | None:
             return None
         params = {}
         gl = str(meta["vocoder"]).startswith("griffinlim")
-        for k in ("semantic", "acoustic", "decoder", *(() if gl else ("vocoder",))):
+        refiner = bool(meta.get("refiner", False))
+        for k in ("semantic", "acoustic", "decoder", *(() if gl else ("vocoder",)), *(("refiner",) if refiner else ())):
             with open(d / k / "model.safetensors", "rb") as f:
                 header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
             params[k] = sum(math.prod(v["shape"]) for n, v in header.items() if n != "__metadata__")
@@ -620,7 +621,7 @@ def describe_model_dir(model_dir: str | Path) -> dict | None:
                 "codebook_sizes": {"semantic": cb[0], "acoustic": cb[1]},
                 "acoustic_layers": int(parts["acoustic"]["fsq_layers"]), "bitrate_bps": round(meta["bitrate"], 1),
                 "semantic_backend": parts["semantic"]["backend"], "vocoder": "GriffinLim" if gl else "VocosVocoder",
-                "parameters": params, "decode": decode}
+                "refiner": refiner, "parameters": params, "decode": decode}
     except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
         return None  # anything unusual: the full load reports it properly
 
