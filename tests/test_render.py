@@ -48,6 +48,26 @@ def test_render_head_loss_reaches_the_encoder_through_fsq():
         assert "render_l1" in task.eval_step(model.eval(), batch)
 
 
+def test_distillation_from_the_frozen_front_end_reaches_the_encoder_through_fsq():
+    torch.manual_seed(0)
+    batch = types.SimpleNamespace(wav=torch.randn(2, 16000) * 0.1, wav_lens=torch.tensor([16000, 11000]),
+                                  texts=["hello there", "hi"])
+    task = SemanticTask(SemanticStageConfig(model=SemanticConfig(dim=32, layers=1, heads=2, fsq_levels=(4, 4, 4)),
+                                            distill_weight=1.0))
+    model = task.build_model()
+    assert model.render is None and model.distill.out_features == 100  # the conformer's log-mel
+    _, logs = task.training_step(model, batch, 0)
+    assert 0 < logs["distill"] <= 2
+    *_, q = model(batch.wav, batch.wav_lens, aux=True)
+    _, _, _, lens = model(batch.wav, batch.wav_lens)
+    task._distill_loss(model, q, lens, batch).backward()  # the distillation term alone
+    g = sum(float(p.grad.abs().sum()) for p in model.tokenizer.encoder.parameters() if p.grad is not None)
+    assert g > 0 and model.distill.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert "distill" in task.eval_step(model.eval(), batch)
+    assert SemanticTask(_stage(0.0)).build_model().distill is None
+
+
 def _items(informative: bool, n: int = 24) -> list[RenderItem]:
     g = torch.Generator().manual_seed(1)
     proj = torch.randn(6, 12, generator=g)

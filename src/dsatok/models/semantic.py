@@ -213,6 +213,18 @@ class SemanticEncoder(nn.Module):
         return spec_augment(feats, lens, c.specaug_time_masks, c.specaug_time_width, c.specaug_time_frac,
                             c.specaug_freq_masks, c.specaug_freq_width)
 
+    def front_features(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The frozen front end's output, unaugmented: ``(feats [B, T_f, C], lens [B], frames per token)``
+        (Whisper's 50 Hz encoder states, or the conformer's 100 Hz log-mel). A transformers back end
+        has no frozen front end here (its layers may be fine-tuned)."""
+        if self.whisper is not None:
+            feats, lens = self.whisper.to(wav.device)(wav, wav_lens)
+            return feats, lens, self.factor // 2
+        if self.hf is None:
+            mel, lens = self.mel(wav, wav_lens)
+            return mel.transpose(1, 2), lens, self.factor
+        raise ConfigError(f"semantic backend '{self.cfg.backend}' has no frozen front end to distil from")
+
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.whisper is not None:
             feats, lens = self.whisper.to(wav.device)(wav, wav_lens)

@@ -36,6 +36,11 @@ class SemanticStageConfig:
     render_weight: float = 0.0
     render_dim: int = 128
     render_blocks: int = 4
+    # feature distillation (SpeechTokenizer's, with the frozen front end as teacher): a linear map of
+    # the *quantised* sequence predicts the front end's features averaged to the token rate (Whisper's
+    # encoder states; the log-mel for the conformer), loss 1 - cosine per frame; like the render
+    # head it reaches the encoder through FSQ and is dropped after training. 0: off
+    distill_weight: float = 0.0
 
 
 RENDER_MEL_MEAN, RENDER_MEL_STD = -5.0, 2.5  # the render head's log-mel normalisation (as the flow decoder's)
@@ -86,13 +91,15 @@ class SemanticCTCModel(nn.Module):
     sequence ``[B, T_s, D]`` (see ``SemanticStageConfig.render_weight``).
     """
 
-    def __init__(self, tokenizer: SemanticTokenizer, render: nn.Module | None = None) -> None:
+    def __init__(self, tokenizer: SemanticTokenizer, render: nn.Module | None = None,
+                 distill: nn.Module | None = None) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         c = tokenizer.cfg
         self.head = CTCHead(tokenizer.dim, c.vocab_size, c.ctc_upsample)
         self.aux_head = CTCHead(tokenizer.dim, c.vocab_size, c.ctc_upsample)
         self.render = render
+        self.distill = distill  # quantised sequence -> the front end's features (training only)
 
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor, aux: bool = False):
         """``(log_probs, out_lens, indices, token_lens)``; with ``aux`` also the continuous-path
@@ -193,7 +200,26 @@ class SemanticTask:
 
             up = round(self._mel.cfg.sample_rate / self._mel.cfg.hop_length / c.frame_rate)
             render = MelRenderer(tok.dim, self._mel.cfg.n_mels, self.cfg.render_dim, self.cfg.render_blocks, up)
-        return SemanticCTCModel(tok, render)
+        distill = None
+        if self.cfg.distill_weight > 0:
+            if tok.encoder.hf is not None:
+                raise ConfigError(f"semantic: distill_weight needs a frozen front end (whisper or conformer back end), "
+                                  f"not '{c.backend}'")
+            front = tok.encoder.whisper.out_dim if tok.encoder.whisper is not None else c.mel.n_mels
+            distill = nn.Linear(tok.dim, front)
+        return SemanticCTCModel(tok, render, distill)
+
+    def _distill_loss(self, model, q: torch.Tensor, lens: torch.Tensor, batch) -> torch.Tensor:
+        """``1 - cos`` between the distillation map of ``q [B, T_s, D]`` and the frozen front end's
+        features averaged over each token's frames, over the valid token frames."""
+        m = model.module if hasattr(model, "module") else model
+        with torch.no_grad():
+            feats, _, k = m.tokenizer.encoder.front_features(batch.wav, batch.wav_lens)
+            tgt = F.avg_pool1d(feats.transpose(1, 2), k, k, ceil_mode=True).transpose(1, 2)
+        t = min(q.shape[1], tgt.shape[1])
+        cos = F.cosine_similarity(m.distill(q[:, :t]), tgt[:, :t].to(q.dtype), dim=-1)  # [B, t]
+        w = lengths_to_mask(lens.clamp(max=t), t).to(q.dtype)
+        return ((1 - cos) * w).sum() / w.sum().clamp(min=1.0)
 
     def _render_loss(self, model, q: torch.Tensor, lens: torch.Tensor, batch) -> torch.Tensor:
         """Masked L1 between the render head's mel and the normalised log-mel of the batch."""
@@ -235,10 +261,14 @@ class SemanticTask:
             ren = self._render_loss(model, q, lens, batch)
             loss = loss + self.cfg.render_weight * ren
             logs["render_l1"] = float(ren.detach())
+        if self.cfg.distill_weight > 0:
+            dis = self._distill_loss(model, q, lens, batch)
+            loss = loss + self.cfg.distill_weight * dis
+            logs["distill"] = float(dis.detach())
         return loss, logs
 
     def eval_step(self, model, batch) -> dict[str, float]:
-        if self.cfg.render_weight <= 0:
+        if self.cfg.render_weight <= 0 and self.cfg.distill_weight <= 0:
             loss, lp, out_lens, idx, lens = self._loss(model, batch)
         else:  # one encoder pass serves the CTC and the render path
             lp, out_lens, idx, lens, _, _, q = model(batch.wav, batch.wav_lens, aux=True)
@@ -247,6 +277,8 @@ class SemanticTask:
         out = {"loss": float(loss), **self.targets.error_rates(lp, out_lens, batch.texts), **st}
         if self.cfg.render_weight > 0:
             out["render_l1"] = float(self._render_loss(model, q, lens, batch))
+        if self.cfg.distill_weight > 0:
+            out["distill"] = float(self._distill_loss(model, q, lens, batch))
         return out
 
     def export(self, model, out_dir: Path) -> None:
