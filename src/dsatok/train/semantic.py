@@ -270,7 +270,7 @@ class SemanticTask:
     def eval_step(self, model, batch) -> dict[str, float]:
         if self.cfg.render_weight <= 0 and self.cfg.distill_weight <= 0:
             loss, lp, out_lens, idx, lens = self._loss(model, batch)
-        else:  # one encoder pass serves the CTC and the render path
+        else:  # one encoder pass serves the CTC, the render and the distillation paths
             lp, out_lens, idx, lens, _, _, q = model(batch.wav, batch.wav_lens, aux=True)
             loss = self._ctc(lp, out_lens, *self.targets(batch.texts, lp.device))
         st = codebook_stats(idx, self.cfg.model.codebook_size, lengths_to_mask(lens, idx.shape[1]))
