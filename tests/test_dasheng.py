@@ -134,3 +134,33 @@ def test_generated_noises_have_their_spectral_slopes():
     noisy = add_noise(clean, "white", 5.0, rng)
     snr = 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
     assert abs(snr - 5.0) < 0.2
+
+
+
+def test_pca_injection_init_keeps_more_of_the_patch_than_a_random_start():
+    from dsatok.train.dasheng import injection_patches, pca_injection_init
+
+    g = torch.Generator().manual_seed(1)
+    # patches with a decaying spectrum of variance (as log-mel patches have), 512-d
+    basis = torch.linalg.qr(torch.randn(512, 512, generator=g))[0]
+    scales = 10.0 / torch.arange(1, 513).float()
+    x = -8 + (torch.randn(1200, 512, generator=g) * scales) @ basis.T
+    train, test = x[:800], x[800:]
+
+    def miss(m: DashengTokenizer) -> float:
+        """Held-out mean |error| of a least-squares map from ``LN(W · patch + b)`` back to the patch."""
+        f = lambda p: m.acoustic_norm(m.acoustic_proj(p.reshape(-1, 1, 128, 4)).flatten(1)).double()
+        with torch.no_grad():
+            a = torch.cat([f(train), torch.ones(len(train), 1, dtype=torch.float64)], 1)
+            w = torch.linalg.lstsq(a, train.double()).solution
+            b = torch.cat([f(test), torch.ones(len(test), 1, dtype=torch.float64)], 1)
+            return float((b @ w - test).abs().mean())
+
+    m = _tiny()  # dim 192
+    before = miss(m)
+    pca_injection_init(m, train)
+    after = miss(m)
+    assert after < 0.75 * before, (before, after)
+    assert injection_patches(m, torch.randn(16000) * 0.1).shape == (25, 512)
+    with pytest.raises(Exception, match="principal components"):
+        pca_injection_init(_tiny(), train[:100])
