@@ -52,7 +52,7 @@ class DashengStageConfig:
     feature_memo_gb: float = 4.0
     # initial acoustic injection: "random" (PyTorch's default) or "pca": W = the top principal
     # directions of the training corpus's mel patches, with a bias that keeps LayerNorm's output
-    # linear in the patch (see pca_injection_init); measured in docs/experiments/dasheng-injection.md
+    # linear in the patch (see pca_injection_init); measured in docs/experiments/dasheng.md
     inject_init: str = "random"
     inject_init_utts: int = 200  # training utterances the PCA is computed on
 
@@ -204,7 +204,7 @@ def pca_injection_init(tok: DashengTokenizer, patches: torch.Tensor, margin: flo
 
     A randomly started projection keeps ``dim`` random directions of the ``n_mels × 4`` patch, and
     training does not turn it towards the ones that carry the spectrum: a ridge regression back
-    to the patch misses by 0.78 (random start) and 0.67 (the bundled, trained injection) per
+    to the patch misses by 0.77 (random start) and 0.66 (the bundled, trained injection) per
     log-mel bin, against 0.13 for the top 256 principal components
     (docs/experiments/dasheng_bottleneck.py). Here the rows of ``W`` are the top ``dim`` principal
     directions of ``patches`` ``[N, n_mels * 4]`` (:func:`injection_patches`), and
