@@ -226,13 +226,9 @@ class SemanticEncoder(nn.Module):
         raise ConfigError(f"semantic backend '{self.cfg.backend}' has no frozen front end to distil from")
 
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.whisper is not None:
-            feats, lens = self.whisper.to(wav.device)(wav, wav_lens)
+        if self.hf is None:  # Whisper states or log-mel, then SpecAugment and the conformer
+            feats, lens, _ = self.front_features(wav, wav_lens)
             return self.net(self._augment(feats, lens).transpose(1, 2), lens)
-        if self.hf is None:
-            mel, mel_lens = self.mel(wav, wav_lens)
-            mel = self._augment(mel.transpose(1, 2), mel_lens).transpose(1, 2)
-            return self.net(mel, mel_lens)
         lens = self.token_lengths(wav_lens)
         h, _ = self.hf(wav, wav_lens)
         if self.factor > 1:
